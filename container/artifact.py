@@ -1,0 +1,167 @@
+"""The model artifact: `model.joblib` plus `signature.json`, packed as SageMaker's model.tar.gz.
+
+The signature is the contract the serving side reads before it trusts the pickle: feature names
+and types, class labels, algorithm, hyperparameters, CV score, library versions, baseline
+statistics, and the sha256 of the model file. Loading checks the checksum *before* unpickling and
+refuses library versions other than the ones the model was fitted with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import platform
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import joblib
+
+from container.errors import InputError
+from container.schema import Schema
+
+MODEL_FILE = "model.joblib"
+SIGNATURE_FILE = "signature.json"
+ARTIFACT_FILE = "model.tar.gz"
+SIGNATURE_VERSION = 1
+# Distributions whose version must match between training and serving for a pickle to be safe.
+PINNED_LIBRARIES = ("scikit-learn", "xgboost-cpu", "lightgbm", "numpy", "joblib")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PINNED_LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    estimator: Any
+    signature: dict[str, Any]
+
+    @property
+    def schema(self) -> Schema:
+        return Schema.from_dict(self.signature["schema"])
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(directory: Path, estimator: Any, signature: dict[str, Any]) -> dict[str, Any]:
+    """Write the model, then the signature naming its checksum (the signature commits the pair)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / SIGNATURE_FILE).unlink(missing_ok=True)
+    buffer = io.BytesIO()
+    joblib.dump(estimator, buffer)
+    _write_atomically(directory / MODEL_FILE, buffer.getvalue())
+    complete = {
+        "signature_version": SIGNATURE_VERSION,
+        **signature,
+        "library_versions": library_versions(),
+        "model_file": MODEL_FILE,
+        "model_sha256": sha256_file(directory / MODEL_FILE),
+    }
+    _write_atomically(
+        directory / SIGNATURE_FILE, json.dumps(complete, indent=2, sort_keys=True).encode()
+    )
+    return complete
+
+
+def pack(directory: Path, destination: Path) -> Path:
+    """A reproducible model.tar.gz (sorted members, zeroed times), as SageMaker would upload."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
+        for name in (MODEL_FILE, SIGNATURE_FILE):
+            info = tar.gettarinfo(str(directory / name), arcname=name)
+            info.mtime = 0
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            with (directory / name).open("rb") as stream:
+                tar.addfile(info, stream)
+    _write_atomically(destination, buffer.getvalue())
+    return destination
+
+
+def unpack(archive: Path, directory: Path) -> Path:
+    if not archive.is_file():
+        raise InputError("model artifact not found", file=archive)
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            tar.extractall(directory, filter="data")
+    except (tarfile.TarError, OSError, EOFError) as error:
+        raise InputError(f"model artifact is not a readable tar.gz: {error}", file=archive) from None
+    return directory
+
+
+def read_signature(directory: Path) -> dict[str, Any]:
+    path = directory / SIGNATURE_FILE
+    if not path.is_file():
+        raise InputError("artifact has no signature.json", file=path)
+    try:
+        signature = json.loads(path.read_text())
+    except ValueError as error:
+        raise InputError(f"signature is not valid JSON: {error}", file=path) from None
+    for key in ("schema", "model_file", "model_sha256", "library_versions", "algorithm"):
+        if key not in signature:
+            raise InputError(f"signature lacks the field '{key}'", file=path)
+    return signature
+
+
+def check_library_versions(signature: dict[str, Any], file: Path | None = None) -> None:
+    current = library_versions()
+    expected = signature["library_versions"]
+    mismatched = {
+        name: f"trained with {expected.get(name)}, here {current[name]}"
+        for name in PINNED_LIBRARIES
+        if expected.get(name) != current[name]
+    }
+    if mismatched:
+        raise InputError(f"library versions differ from training: {mismatched}", file=file)
+
+
+def load_model_dir(directory: Path, check_versions: bool = True) -> LoadedModel:
+    """Verify the signature and checksum, then unpickle."""
+    signature = read_signature(directory)
+    model_path = directory / MODEL_FILE
+    if signature["model_file"] != MODEL_FILE or not model_path.is_file():
+        raise InputError("model file named by the signature is missing", file=model_path)
+    if sha256_file(model_path) != signature["model_sha256"]:
+        raise InputError("model file checksum does not match its signature", file=model_path)
+    if check_versions:
+        check_library_versions(signature, directory / SIGNATURE_FILE)
+    try:
+        estimator = joblib.load(model_path)
+    except Exception as error:  # a pickle can fail in any way; the checksum already passed
+        raise InputError(f"model file cannot be loaded: {error}", file=model_path) from None
+    return LoadedModel(estimator, signature)
+
+
+def load_artifact(archive: Path, workdir: Path, check_versions: bool = True) -> LoadedModel:
+    return load_model_dir(unpack(archive, workdir), check_versions)

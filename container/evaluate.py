@@ -1,0 +1,73 @@
+"""Processing-job entry point: score the model on the holdout split and write the report.
+
+Reads model.tar.gz from the model input (SageMaker copies a training job's artifact there),
+verifies it, predicts the test split, and writes evaluation.json plus PNG plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from container import paths
+from container.artifact import ARTIFACT_FILE, load_artifact
+from container.errors import InputError, run_entry_point
+from container.metrics import METRIC_NAMES
+from container.plots import write_plots
+from container.preprocess import TEST_FILE
+from container.report import build_report
+from container.schema import csv_dtypes, encode_target, read_csv, to_model_input
+
+REPORT_FILE = "evaluation.json"
+
+
+def evaluate(model_archive: Path, test_dir: Path, output_dir: Path, metric: str) -> dict[str, Any]:
+    if metric not in METRIC_NAMES:
+        raise InputError(f"unknown metric {metric!r} (known: {list(METRIC_NAMES)})")
+    with tempfile.TemporaryDirectory() as workdir:
+        model = load_artifact(model_archive, Path(workdir))
+    schema = model.schema
+    test_path = test_dir / TEST_FILE
+    frame = read_csv(test_path, schema.dataset, dtype=csv_dtypes(schema))
+    if schema.target not in frame.columns:
+        raise InputError(f"target column '{schema.target}' is absent", file=test_path)
+    # The test split holds class indices; map them through the labels to validate them.
+    labels = frame[schema.target].map(
+        lambda i: schema.classes[int(i)] if 0 <= int(i) < len(schema.classes) else f"#{i}"
+    )
+    y = encode_target(labels, schema, test_path)
+    proba = model.estimator.predict_proba(to_model_input(frame, schema, test_path))
+    report = build_report(y, proba, schema, metric)
+    report.update(
+        dataset=schema.dataset,
+        algorithm=model.signature["algorithm"],
+        hyperparameters=model.signature["hyperparameters"],
+        cv=model.signature.get("cv"),
+        model_sha256=model.signature["model_sha256"],
+    )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_plots(report, output_dir, f"{schema.dataset} ({report['algorithm']})")
+    # The report is written last: its presence means the evaluation is complete.
+    (output_dir / REPORT_FILE).write_text(json.dumps(report, indent=2))
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    root = paths.processing_root()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--metric", default="roc_auc", choices=METRIC_NAMES)
+    parser.add_argument("--model", type=Path, default=root / "model" / ARTIFACT_FILE)
+    parser.add_argument("--test-dir", type=Path, default=root / "test")
+    parser.add_argument("--output-dir", type=Path, default=root / "evaluation")
+    args = parser.parse_args(argv)
+    model = args.model / ARTIFACT_FILE if args.model.is_dir() else args.model
+    report = evaluate(model, args.test_dir, args.output_dir, args.metric)
+    value = report["register_metric"]["value"]
+    print(f"{report['dataset']}: holdout {args.metric} = {value:.4f} ({report['algorithm']})")
+
+
+if __name__ == "__main__":
+    run_entry_point(main)

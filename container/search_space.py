@@ -1,0 +1,105 @@
+"""Hyperparameter ranges declared as data, for the SageMaker tuner and the local runtime alike.
+
+Names, kinds and scales follow the SageMaker `ParameterRanges` API (Integer, Continuous and
+Categorical ranges; Linear or Logarithmic scaling). Values arrive as strings, as SageMaker passes
+them to a training job, and are parsed and range-checked here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from container.errors import InputError
+
+Scale = Literal["Linear", "Logarithmic"]
+
+
+@dataclass(frozen=True)
+class IntegerRange:
+    name: str
+    low: int
+    high: int
+    scale: Scale = "Linear"
+
+    def parse(self, raw: str) -> int:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise InputError(f"hyperparameter '{self.name}' must be an integer, got {raw!r}") from None
+        if not value.is_integer():
+            raise InputError(f"hyperparameter '{self.name}' must be an integer, got {raw!r}")
+        if not self.low <= value <= self.high:
+            raise InputError(
+                f"hyperparameter '{self.name}'={raw} is outside its range [{self.low}, {self.high}]"
+            )
+        return int(value)
+
+    def sample(self, rng: np.random.Generator) -> int:
+        if self.scale == "Logarithmic":
+            return int(round(math.exp(rng.uniform(math.log(self.low), math.log(self.high)))))
+        return int(rng.integers(self.low, self.high + 1))
+
+
+@dataclass(frozen=True)
+class ContinuousRange:
+    name: str
+    low: float
+    high: float
+    scale: Scale = "Linear"
+
+    def parse(self, raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise InputError(f"hyperparameter '{self.name}' must be a number, got {raw!r}") from None
+        if not (math.isfinite(value) and self.low <= value <= self.high):
+            raise InputError(
+                f"hyperparameter '{self.name}'={raw} is outside its range [{self.low}, {self.high}]"
+            )
+        return value
+
+    def sample(self, rng: np.random.Generator) -> float:
+        if self.scale == "Logarithmic":
+            return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+        return float(rng.uniform(self.low, self.high))
+
+
+@dataclass(frozen=True)
+class CategoricalRange:
+    name: str
+    values: tuple[str, ...]
+
+    def parse(self, raw: str) -> str:
+        if raw not in self.values:
+            raise InputError(
+                f"hyperparameter '{self.name}'={raw!r} is not one of {list(self.values)}"
+            )
+        return raw
+
+    def sample(self, rng: np.random.Generator) -> str:
+        return self.values[int(rng.integers(len(self.values)))]
+
+
+Range = IntegerRange | ContinuousRange | CategoricalRange
+
+
+def unquote(raw: Any) -> str:
+    """SageMaker framework estimators JSON-encode string hyperparameters ('"gini"'); undo that."""
+    text = str(raw)
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        try:
+            decoded = json.loads(text)
+        except ValueError:
+            return text
+        return str(decoded)
+    return text
+
+
+def sample(space: tuple[Range, ...], rng: np.random.Generator) -> dict[str, str]:
+    """One random configuration, as the strings a training job would receive."""
+    return {r.name: str(r.sample(rng)) for r in space}
