@@ -116,7 +116,9 @@ def unpack(archive: Path, directory: Path) -> Path:
         with tarfile.open(archive, "r:*") as tar:
             tar.extractall(directory, filter="data")
     except (tarfile.TarError, OSError, EOFError) as error:
-        raise InputError(f"model artifact is not a readable tar.gz: {error}", file=archive) from None
+        raise InputError(
+            f"model artifact is not a readable tar.gz: {error}", file=archive
+        ) from None
     return directory
 
 

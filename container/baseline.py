@@ -29,7 +29,9 @@ def _numeric(column: pd.Series) -> dict[str, Any]:
     edges = np.unique(np.quantile(values, np.linspace(0, 1, BINS + 1)))
     # Interior edges only: the outer bins are open so that live values beyond them still count.
     interior = edges[1:-1]
-    counts = np.bincount(np.searchsorted(interior, values, side="right"), minlength=len(interior) + 1)
+    counts = np.bincount(
+        np.searchsorted(interior, values, side="right"), minlength=len(interior) + 1
+    )
     stats.update(
         mean=float(values.mean()),
         std=float(values.std()),

@@ -47,7 +47,9 @@ def _roc_auc(y: np.ndarray, proba: np.ndarray) -> float:
     if _binary(proba):
         return float(skm.roc_auc_score(y, proba[:, 1]))
     return float(
-        skm.roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=range(proba.shape[1]))
+        skm.roc_auc_score(
+            y, proba, multi_class="ovr", average="macro", labels=range(proba.shape[1])
+        )
     )
 
 

@@ -42,10 +42,15 @@ def _bootstrap_std(name: str, y: np.ndarray, proba: np.ndarray, seed: int = 0) -
 
 
 def _entry(name: str, y: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
-    return {"value": metrics.score(name, y, proba), "standard_deviation": _bootstrap_std(name, y, proba)}
+    return {
+        "value": metrics.score(name, y, proba),
+        "standard_deviation": _bootstrap_std(name, y, proba),
+    }
 
 
-def _confusion(y: np.ndarray, predicted: np.ndarray, labels: list[str]) -> dict[str, dict[str, int]]:
+def _confusion(
+    y: np.ndarray, predicted: np.ndarray, labels: list[str]
+) -> dict[str, dict[str, int]]:
     matrix = skm.confusion_matrix(y, predicted, labels=range(len(labels)))
     return {
         actual: {pred: int(matrix[i, j]) for j, pred in enumerate(labels)}

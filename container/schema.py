@@ -72,11 +72,15 @@ class Schema:
     def read(cls, directory: Path, dataset: str | None = None) -> Schema:
         path = directory / SCHEMA_FILE
         if not path.is_file():
-            raise InputError("schema file is missing (run preprocess first)", dataset=dataset, file=path)
+            raise InputError(
+                "schema file is missing (run preprocess first)", dataset=dataset, file=path
+            )
         try:
             return cls.from_dict(json.loads(path.read_text()))
         except (ValueError, KeyError, TypeError) as error:
-            raise InputError(f"schema file is not valid: {error}", dataset=dataset, file=path) from None
+            raise InputError(
+                f"schema file is not valid: {error}", dataset=dataset, file=path
+            ) from None
 
 
 def read_csv(path: Path, dataset: str, dtype: dict[str, Any] | None = None) -> pd.DataFrame:
@@ -88,7 +92,9 @@ def read_csv(path: Path, dataset: str, dtype: dict[str, Any] | None = None) -> p
     except pd.errors.EmptyDataError:
         raise InputError("the file is empty", dataset=dataset, file=path) from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
-        raise InputError(f"not a parseable CSV: {error}".strip(), dataset=dataset, file=path) from None
+        raise InputError(
+            f"not a parseable CSV: {error}".strip(), dataset=dataset, file=path
+        ) from None
     if frame.empty:
         raise InputError("the CSV has a header but no data rows", dataset=dataset, file=path)
     unnamed = [c for c in frame.columns if str(c).startswith("Unnamed:")]
@@ -134,7 +140,9 @@ def infer_schema(
         )
     feature_columns = [c for c in frame.columns if c != target]
     if not feature_columns:
-        raise InputError("there is no feature column besides the target", dataset=dataset, file=file)
+        raise InputError(
+            "there is no feature column besides the target", dataset=dataset, file=file
+        )
     unknown = sorted(set(categorical) - set(feature_columns))
     if unknown:
         raise InputError(
@@ -142,7 +150,9 @@ def infer_schema(
         )
     empty = [c for c in feature_columns if frame[c].isna().all()]
     if empty:
-        raise InputError(f"feature column(s) {empty} have no values at all", dataset=dataset, file=file)
+        raise InputError(
+            f"feature column(s) {empty} have no values at all", dataset=dataset, file=file
+        )
 
     features = tuple(
         Feature(
@@ -212,7 +222,9 @@ def to_model_input(frame: pd.DataFrame, schema: Schema, file: Path | None = None
     """
     missing = [name for name in schema.feature_names if name not in frame.columns]
     if missing:
-        raise InputError(f"feature column(s) {missing} are missing", dataset=schema.dataset, file=file)
+        raise InputError(
+            f"feature column(s) {missing} are missing", dataset=schema.dataset, file=file
+        )
     all_numeric = all(f.kind == "numeric" for f in schema.features)
     columns = []
     for feature in schema.features:

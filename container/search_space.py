@@ -30,7 +30,9 @@ class IntegerRange:
         try:
             value = float(raw)
         except ValueError:
-            raise InputError(f"hyperparameter '{self.name}' must be an integer, got {raw!r}") from None
+            raise InputError(
+                f"hyperparameter '{self.name}' must be an integer, got {raw!r}"
+            ) from None
         if not value.is_integer():
             raise InputError(f"hyperparameter '{self.name}' must be an integer, got {raw!r}")
         if not self.low <= value <= self.high:
@@ -41,7 +43,7 @@ class IntegerRange:
 
     def sample(self, rng: np.random.Generator) -> int:
         if self.scale == "Logarithmic":
-            return int(round(math.exp(rng.uniform(math.log(self.low), math.log(self.high)))))
+            return round(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
         return int(rng.integers(self.low, self.high + 1))
 
 
@@ -56,7 +58,9 @@ class ContinuousRange:
         try:
             value = float(raw)
         except ValueError:
-            raise InputError(f"hyperparameter '{self.name}' must be a number, got {raw!r}") from None
+            raise InputError(
+                f"hyperparameter '{self.name}' must be a number, got {raw!r}"
+            ) from None
         if not (math.isfinite(value) and self.low <= value <= self.high):
             raise InputError(
                 f"hyperparameter '{self.name}'={raw} is outside its range [{self.low}, {self.high}]"

@@ -43,7 +43,9 @@ def _int(static: dict[str, str], key: str, default: int) -> int:
     try:
         return int(static.get(key, default))
     except ValueError:
-        raise InputError(f"hyperparameter '{key}' must be an integer, got {static[key]!r}") from None
+        raise InputError(
+            f"hyperparameter '{key}' must be an integer, got {static[key]!r}"
+        ) from None
 
 
 def train(hyperparameters: dict[str, Any], train_dir: Path, model_dir: Path) -> dict[str, Any]:
