@@ -69,5 +69,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{report['dataset']}: holdout {args.metric} = {value:.4f} ({report['algorithm']})")
 
 
-if __name__ == "__main__":
+def run() -> None:
     run_entry_point(main)
+
+
+if __name__ == "__main__":
+    run()

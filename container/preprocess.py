@@ -138,5 +138,9 @@ def main(argv: list[str] | None = None) -> None:
     )
 
 
-if __name__ == "__main__":
+def run() -> None:
     run_entry_point(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -81,5 +81,9 @@ def main() -> None:
     print(f"saved {signature['algorithm']} model ({signature['model_sha256'][:12]})")
 
 
-if __name__ == "__main__":
+def run() -> None:
     run_entry_point(main, paths.failure_file())
+
+
+if __name__ == "__main__":
+    run()
