@@ -106,7 +106,7 @@ def _optional(value: str) -> str | None:
 
 
 def _max_features(value: str) -> str | float:
-    return value if value in ("sqrt", "log2") else float(value)
+    return value if value == "sqrt" else float(value)
 
 
 def _random_forest(p: dict[str, Any], seed: int) -> BaseEstimator:
@@ -186,7 +186,7 @@ FAMILIES: dict[str, Family] = {
                 IntegerRange("max_depth", 2, 32, "Logarithmic"),
                 IntegerRange("min_samples_split", 2, 20),
                 IntegerRange("min_samples_leaf", 1, 20),
-                CategoricalRange("max_features", ("sqrt", "log2", "0.5", "1.0")),
+                CategoricalRange("max_features", ("sqrt", "0.25", "0.5", "1.0")),
                 CategoricalRange("criterion", ("gini", "entropy")),
                 CategoricalRange("class_weight", ("none", "balanced", "balanced_subsample")),
             ),
