@@ -13,7 +13,7 @@ from rich.table import Table
 from container.errors import InputError
 from local.search import worker_pool
 from local.workflow import DatasetResult, train_dataset
-from modelbuild.datasets import default_registry, get_dataset
+from modelbuild.datasets import DataUnavailableError, default_registry, get_dataset
 
 console = Console()
 DEFAULT_WORKDIR = Path(".mme")
@@ -70,7 +70,11 @@ def train(
     data_dir: Path | None,
     workdir: Path,
 ) -> None:
-    """Tune all six families on each dataset (default: every registered one) and evaluate the best."""
+    """Tune all six families on each dataset (default: every registered one) and evaluate the best.
+
+    With no dataset named, a URL dataset that can be neither found offline nor downloaded is
+    skipped with a warning, so a machine without network still trains the bundled ones.
+    """
     try:
         chosen = [get_dataset(name) for name in datasets] or list(default_registry().values())
     except InputError as error:
@@ -99,6 +103,14 @@ def train(
                     data_dir=data_dir,
                     on_trial=lambda _outcome, task=task: progress.advance(task),
                 )
+            except DataUnavailableError as error:
+                if datasets:  # named on the command line: the user asked for this one
+                    progress.stop()
+                    console.print(f"[red]error:[/] {error.describe()}")
+                    sys.exit(1)
+                progress.remove_task(task)
+                console.print(f"[yellow]skipped:[/] {error.describe()}")
+                continue
             except InputError as error:
                 progress.stop()
                 console.print(f"[red]error:[/] {error.describe()}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -38,6 +39,7 @@ class TrialOutcome:
     spec: TrialSpec
     score: float | None
     model_dir: Path | None
+    seconds: float
     error: str | None = None
 
 
@@ -56,8 +58,19 @@ def plan_trials(
 def _init_worker() -> None:
     from threadpoolctl import threadpool_limits
 
+    import container.training  # noqa: F401  (imported once per worker, not once per trial)
+
     # Parallelism comes from running one trial per core; BLAS/OpenMP threads would oversubscribe.
     threadpool_limits(limits=1)
+
+
+def _ready() -> int:
+    return os.getpid()
+
+
+def warm_up(pool: ProcessPoolExecutor, workers: int) -> None:
+    """Start every worker (imports included) before timing-sensitive work."""
+    list(pool.map(_ready, range(workers * 4)))
 
 
 def run_one(
@@ -72,6 +85,7 @@ def run_one(
         _worker_data.clear()  # one dataset at a time per worker keeps memory flat
         _worker_data[key] = load_training_data(train_dir)
     data = _worker_data[key]
+    started = time.perf_counter()
     try:
         result = run_trial(
             get_family(spec.family),
@@ -82,11 +96,11 @@ def run_one(
             random_state=random_state,
         )
     except InputError as error:
-        return TrialOutcome(spec, None, None, error.describe())
+        return TrialOutcome(spec, None, None, time.perf_counter() - started, error.describe())
     model_dir = output_root / f"trial-{spec.number:03d}-{spec.family}"
     save_model(model_dir, result.estimator, result.signature)
     assert result.cv is not None
-    return TrialOutcome(spec, result.cv.mean, model_dir)
+    return TrialOutcome(spec, result.cv.mean, model_dir, time.perf_counter() - started)
 
 
 @contextmanager

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+)
 
 from container.errors import InputError
 from container.metrics import METRIC_NAMES
@@ -49,6 +57,25 @@ class UrlSource(_Strict):
         return self.filename or self.url.rstrip("/").rsplit("/", 1)[-1]
 
 
+def _source_kind(value: Any) -> str | None:
+    """Pick the source model by its defining key, so errors speak of that kind only."""
+    if isinstance(value, dict):
+        return next((key for key in ("sklearn", "csv", "url") if key in value), None)
+    return {SklearnSource: "sklearn", CsvSource: "csv", UrlSource: "url"}.get(type(value))
+
+
+Source = Annotated[
+    Annotated[SklearnSource, Tag("sklearn")]
+    | Annotated[CsvSource, Tag("csv")]
+    | Annotated[UrlSource, Tag("url")],
+    Discriminator(
+        _source_kind,
+        custom_error_type="source_kind",
+        custom_error_message="a source needs one of the keys sklearn, csv or url",
+    ),
+]
+
+
 class Budget(_Strict):
     max_jobs: Annotated[int, Field(ge=1, le=500)] = 60
     max_parallel_jobs: Annotated[int, Field(ge=1, le=100)] = 6
@@ -57,7 +84,7 @@ class Budget(_Strict):
 class Dataset(_Strict):
     name: Annotated[str, Field(pattern=DATASET_NAME_PATTERN, max_length=MAX_DATASET_NAME_LENGTH)]
     description: str = ""
-    source: SklearnSource | CsvSource | UrlSource
+    source: Source
     target: str
     positive_class: str | int | None = None
     categorical: list[str] = []
@@ -74,6 +101,16 @@ class Dataset(_Strict):
         return None if value is None else str(value)
 
 
+def _describe(error: ValidationError) -> str:
+    """Pydantic's report as one line per field: 'budget.max_jobs: Input should be ... (got 0)'."""
+    problems = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "entry"
+        got = f" (got {item['input']!r})" if item["type"] != "missing" else ""
+        problems.append(f"{field}: {item['msg']}{got}")
+    return "invalid entry: " + "; ".join(problems)
+
+
 def load_registry(path: Path = REGISTRY_FILE) -> dict[str, Dataset]:
     try:
         document = yaml.safe_load(path.read_text())
@@ -88,8 +125,12 @@ def load_registry(path: Path = REGISTRY_FILE) -> dict[str, Dataset]:
     for name, entry in entries.items():
         try:
             registry[name] = Dataset(name=name, **(entry or {}))
-        except (ValidationError, TypeError) as error:
-            raise InputError(f"invalid entry: {error}", dataset=str(name), file=path) from None
+        except ValidationError as error:
+            raise InputError(_describe(error), dataset=str(name), file=path) from None
+        except TypeError:
+            raise InputError(
+                "entry must be a mapping of fields", dataset=str(name), file=path
+            ) from None
     return registry
 
 
@@ -103,6 +144,10 @@ def get_dataset(name: str, registry: dict[str, Dataset] | None = None) -> Datase
     if name not in registry:
         raise InputError(f"unknown dataset '{name}' (registered: {', '.join(sorted(registry))})")
     return registry[name]
+
+
+class DataUnavailableError(InputError):
+    """A URL dataset could be neither found offline nor downloaded."""
 
 
 def cache_dir() -> Path:
@@ -150,7 +195,7 @@ def _from_url(dataset: Dataset, source: UrlSource, mirror: Path | None) -> Path:
     if mirror is not None:
         local = mirror / source.local_name
         if not local.is_file():
-            raise InputError(
+            raise DataUnavailableError(
                 "not in the data directory (MME_DATA_DIR / --data-dir)",
                 dataset=dataset.name,
                 file=local,
@@ -160,7 +205,7 @@ def _from_url(dataset: Dataset, source: UrlSource, mirror: Path | None) -> Path:
         with urllib.request.urlopen(source.url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
             raw = response.read()
     except (urllib.error.URLError, TimeoutError, OSError) as error:
-        raise InputError(
+        raise DataUnavailableError(
             f"download failed ({error}); with no network, point MME_DATA_DIR at a directory "
             f"holding {source.local_name}",
             dataset=dataset.name,

@@ -1,0 +1,77 @@
+"""The evaluation report (registry model-quality layout) and its plots, binary and multiclass."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from container.artifact import ARTIFACT_FILE, pack
+from container.evaluate import REPORT_FILE, evaluate
+from container.metrics import METRIC_NAMES
+from container.report import REGISTER_METRIC_PATH
+from container.train import train
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _trained_artifact(split: Path, tmp: Path, family: str) -> Path:
+    train({"family": family, "mode": "plain"}, split / "train", tmp / "model")
+    return pack(tmp / "model", tmp / ARTIFACT_FILE)
+
+
+def _is_metric(entry: Any) -> bool:
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry["value"], float)
+        and (entry["standard_deviation"] == "NaN" or entry["standard_deviation"] >= 0)
+    )
+
+
+def _json_path(report: dict[str, Any], path: str) -> Any:
+    for key in path.split("."):
+        report = report[key]
+    return report
+
+
+def test_binary_report_follows_the_model_quality_layout(mixed_split: Path, tmp_path: Path) -> None:
+    artifact = _trained_artifact(mixed_split, tmp_path, "logistic-regression")
+    report = evaluate(artifact, mixed_split / "test", tmp_path / "eval", "f1")
+
+    assert json.loads((tmp_path / "eval" / REPORT_FILE).read_text()) == report
+    section = report["binary_classification_metrics"]
+    for name in ("accuracy", "precision", "recall", "f1", "auc", "true_positive_rate"):
+        assert _is_metric(section[name]), name
+        assert 0.0 <= section[name]["value"] <= 1.0
+    matrix = section["confusion_matrix"]
+    assert set(matrix) == {"ok", "fraud"}
+    assert sum(sum(row.values()) for row in matrix.values()) == report["test_rows"]
+    roc = section["receiver_operating_characteristic_curve"]
+    assert len(roc["false_positive_rates"]) == len(roc["true_positive_rates"]) > 2
+    pr = section["precision_recall_curve"]
+    assert len(pr["precisions"]) == len(pr["recalls"]) > 2
+    assert set(report["metrics"]) == {*METRIC_NAMES, "log_loss"}
+    assert report["register_metric"]["name"] == "f1"
+    assert _json_path(report, REGISTER_METRIC_PATH) == pytest.approx(section["f1"]["value"])
+
+
+def test_multiclass_report_has_one_vs_rest_curves(wine_split: Path, tmp_path: Path) -> None:
+    artifact = _trained_artifact(wine_split, tmp_path, "random-forest")
+    report = evaluate(artifact, wine_split / "test", tmp_path / "eval", "f1_macro")
+
+    section = report["multiclass_classification_metrics"]
+    for name in ("accuracy", "macro_f1", "macro_precision", "macro_recall", "auc", "weighted_f1"):
+        assert _is_metric(section[name]), name
+    assert set(section["confusion_matrix"]) == {"class_0", "class_1", "class_2"}
+    assert set(section["one_vs_rest_curves"]) == {"class_0", "class_1", "class_2"}
+    assert _json_path(report, REGISTER_METRIC_PATH) == pytest.approx(section["macro_f1"]["value"])
+
+
+def test_plots_are_written_as_png(mixed_split: Path, tmp_path: Path) -> None:
+    artifact = _trained_artifact(mixed_split, tmp_path, "naive-bayes")
+    evaluate(artifact, mixed_split / "test", tmp_path / "eval", "roc_auc")
+    for name in ("confusion_matrix.png", "roc_pr_curves.png"):
+        data = (tmp_path / "eval" / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5_000, name
