@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from container import paths
 from container.artifact import ARTIFACT_FILE, load_artifact
 from container.errors import InputError, run_entry_point
@@ -34,10 +36,14 @@ def evaluate(model_archive: Path, test_dir: Path, output_dir: Path, metric: str)
     frame = read_csv(test_path, schema.dataset, dtype=csv_dtypes(schema))
     if schema.target not in frame.columns:
         raise InputError(f"target column '{schema.target}' is absent", file=test_path)
-    # The test split holds class indices; map them through the labels to validate them.
-    labels = frame[schema.target].map(
-        lambda i: schema.classes[int(i)] if 0 <= int(i) < len(schema.classes) else f"#{i}"
-    )
+    # The test split holds class indices; anything else is reported as an unknown label.
+    indices = pd.to_numeric(frame[schema.target], errors="coerce")
+    labels = [
+        schema.classes[int(i)] if i == i and float(i).is_integer() and 0 <= i < len(schema.classes)
+        else f"#{raw}"
+        for i, raw in zip(indices, frame[schema.target], strict=True)
+    ]  # fmt: skip
+    labels = pd.Series(labels, dtype=object)
     y = encode_target(labels, schema, test_path)
     proba = model.estimator.predict_proba(to_model_input(frame, schema, test_path))
     report = build_report(y, proba, schema, metric)

@@ -20,57 +20,55 @@ Scale = Literal["Linear", "Logarithmic"]
 
 
 @dataclass(frozen=True)
-class IntegerRange:
-    name: str
-    low: int
-    high: int
-    scale: Scale = "Linear"
-
-    def parse(self, raw: str) -> int:
-        try:
-            value = float(raw)
-        except ValueError:
-            raise InputError(
-                f"hyperparameter '{self.name}' must be an integer, got {raw!r}"
-            ) from None
-        if not value.is_integer():
-            raise InputError(f"hyperparameter '{self.name}' must be an integer, got {raw!r}")
-        if not self.low <= value <= self.high:
-            raise InputError(
-                f"hyperparameter '{self.name}'={raw} is outside its range [{self.low}, {self.high}]"
-            )
-        return int(value)
-
-    def sample(self, rng: np.random.Generator) -> int:
-        if self.scale == "Logarithmic":
-            return round(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
-        return int(rng.integers(self.low, self.high + 1))
-
-
-@dataclass(frozen=True)
-class ContinuousRange:
+class _NumericRange:
     name: str
     low: float
     high: float
     scale: Scale = "Linear"
 
-    def parse(self, raw: str) -> float:
+    kind = "a number"
+
+    def _convert(self, value: float) -> float:
+        return value
+
+    def parse(self, raw: str) -> Any:
         try:
             value = float(raw)
         except ValueError:
-            raise InputError(
-                f"hyperparameter '{self.name}' must be a number, got {raw!r}"
-            ) from None
-        if not (math.isfinite(value) and self.low <= value <= self.high):
+            value = math.nan
+        if math.isnan(value) or (self.kind == "an integer" and not value.is_integer()):
+            raise InputError(f"hyperparameter '{self.name}' must be {self.kind}, got {raw!r}")
+        if not self.low <= value <= self.high:
             raise InputError(
                 f"hyperparameter '{self.name}'={raw} is outside its range [{self.low}, {self.high}]"
             )
-        return value
+        return self._convert(value)
 
-    def sample(self, rng: np.random.Generator) -> float:
+    def _draw(self, rng: np.random.Generator) -> float:
         if self.scale == "Logarithmic":
-            return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+            return math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
         return float(rng.uniform(self.low, self.high))
+
+
+@dataclass(frozen=True)
+class IntegerRange(_NumericRange):
+    low: int
+    high: int
+    kind = "an integer"
+
+    def _convert(self, value: float) -> int:
+        return int(value)
+
+    def sample(self, rng: np.random.Generator) -> int:
+        if self.scale == "Logarithmic":
+            return min(self.high, max(self.low, round(self._draw(rng))))
+        return int(rng.integers(self.low, self.high + 1))
+
+
+@dataclass(frozen=True)
+class ContinuousRange(_NumericRange):
+    def sample(self, rng: np.random.Generator) -> float:
+        return self._draw(rng)
 
 
 @dataclass(frozen=True)

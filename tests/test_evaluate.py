@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from container.artifact import ARTIFACT_FILE, pack
+from container.errors import InputError
 from container.evaluate import REPORT_FILE, evaluate
 from container.metrics import METRIC_NAMES
 from container.report import REGISTER_METRIC_PATH
@@ -75,3 +76,15 @@ def test_plots_are_written_as_png(mixed_split: Path, tmp_path: Path) -> None:
     for name in ("confusion_matrix.png", "roc_pr_curves.png"):
         data = (tmp_path / "eval" / name).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 5_000, name
+
+
+def test_a_test_split_with_foreign_labels_is_named(mixed_split: Path, tmp_path: Path) -> None:
+    artifact = _trained_artifact(mixed_split, tmp_path, "naive-bayes")
+    broken = tmp_path / "broken-test"
+    broken.mkdir()
+    text = (mixed_split / "test" / "test.csv").read_text().splitlines()
+    text[1] = text[1].rsplit(",", 1)[0] + ",spam"
+    (broken / "test.csv").write_text("\n".join(text) + "\n")
+    with pytest.raises(InputError, match=r"test\.csv'.*label\(s\) \['#spam'\] not in the schema"):
+        evaluate(artifact, broken, tmp_path / "eval", "roc_auc")
+    assert not (tmp_path / "eval" / REPORT_FILE).exists()

@@ -62,28 +62,14 @@ def test_plain_mode_trains_once_without_cross_validation(
     assert signature["schema"]["classes"] == ["class_0", "class_1", "class_2"]
 
 
-def test_training_job_runs_as_sagemaker_starts_it(mixed_split: Path, tmp_path: Path) -> None:
-    """`<image> train` with /opt/ml relocated: hyperparameters as SageMaker writes them."""
-    ml = tmp_path / "ml"
+def _run_training_job(
+    ml: Path, split: Path, hyperparameters: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """`<image> train` as SageMaker starts it, with /opt/ml relocated to `ml`."""
     (ml / "input" / "config").mkdir(parents=True)
-    (ml / "input" / "config" / "hyperparameters.json").write_text(
-        json.dumps(
-            {
-                "family": '"random-forest"',  # framework estimators JSON-quote strings
-                "n_estimators": "60",
-                "criterion": "entropy",
-                "cv_folds": "3",
-                "_tuning_objective_metric": "cv_score",
-                "sagemaker_job_name": "tuning-job-001",
-            }
-        )
-    )
-    env = {
-        **os.environ,
-        "SM_ML_ROOT": str(ml),
-        "SM_CHANNEL_TRAIN": str(mixed_split / "train"),
-    }
-    done = subprocess.run(
+    (ml / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+    env = {**os.environ, "SM_ML_ROOT": str(ml), "SM_CHANNEL_TRAIN": str(split / "train")}
+    return subprocess.run(
         [sys.executable, "-m", "container", "train"],
         cwd=REPO,
         env=env,
@@ -91,6 +77,19 @@ def test_training_job_runs_as_sagemaker_starts_it(mixed_split: Path, tmp_path: P
         text=True,
         timeout=120,
     )
+
+
+def test_training_job_runs_as_sagemaker_starts_it(mixed_split: Path, tmp_path: Path) -> None:
+    ml = tmp_path / "ml"
+    hyperparameters = {
+        "family": '"random-forest"',  # framework estimators JSON-quote strings
+        "n_estimators": "60",
+        "criterion": "entropy",
+        "cv_folds": "3",
+        "_tuning_objective_metric": "cv_score",
+        "sagemaker_job_name": "tuning-job-001",
+    }
+    done = _run_training_job(ml, mixed_split, hyperparameters)
     assert done.returncode == 0, done.stderr
     assert parse_objective(done.stdout) is not None
     signature = json.loads((ml / "model" / "signature.json").read_text())
@@ -103,19 +102,7 @@ def test_bad_hyperparameter_fails_the_job_with_sagemakers_failure_reason(
     mixed_split: Path, tmp_path: Path
 ) -> None:
     ml = tmp_path / "ml"
-    (ml / "input" / "config").mkdir(parents=True)
-    (ml / "input" / "config" / "hyperparameters.json").write_text(
-        json.dumps({"family": "lightgbm", "subsample": "1.5"})
-    )
-    env = {**os.environ, "SM_ML_ROOT": str(ml), "SM_CHANNEL_TRAIN": str(mixed_split / "train")}
-    done = subprocess.run(
-        [sys.executable, "-m", "container", "train"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _run_training_job(ml, mixed_split, {"family": "lightgbm", "subsample": "1.5"})
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     reason = (ml / "output" / "failure").read_text()
