@@ -1,0 +1,184 @@
+"""The one source of truth for names: pipelines, model package groups, S3 keys, steps, parameters.
+
+Everything that names an AWS resource or a pipeline element is derived here, so the pipeline
+builder, the run command, the local runtime, the deploy side and the project template agree.
+Each derived name is checked against the SageMaker limit it must respect; a name that would be
+rejected by AWS is rejected here first, naming the problem.
+
+Scheme (project `mlops`, dataset `breast-cancer`):
+    pipeline               mlops-modelbuild-breast-cancer   (one pipeline per dataset)
+    model package group    mlops-breast-cancer
+    staged data            s3://<bucket>/datasets/breast-cancer/<sha256>.csv
+    pipeline outputs       s3://<bucket>/pipelines/breast-cancer/<execution-id>/<output>
+    tuning trial models    s3://<bucket>/pipelines/breast-cancer/tuning/<job>/output/model.tar.gz
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from container.errors import InputError
+
+# SageMaker's own limits (botocore service model: ProjectEntityName, PipelineName, EntityName).
+PROJECT_NAME_PATTERN: Final = r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}"
+PROJECT_NAME_MAX_LENGTH: Final = 32
+PIPELINE_NAME_PATTERN: Final = r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}"
+PIPELINE_NAME_MAX_LENGTH: Final = 256
+MODEL_PACKAGE_GROUP_PATTERN: Final = r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"
+MODEL_PACKAGE_GROUP_MAX_LENGTH: Final = 63
+# S3 bucket naming rules (general purpose buckets), the subset that matters for a typo.
+BUCKET_PATTERN: Final = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
+
+# Used when no SageMaker project is given (`SAGEMAKER_PROJECT_NAME` unset): local runs and
+# `mme pipeline definition` on a laptop.
+DEFAULT_PROJECT_NAME: Final = "mme"
+
+# Stand-ins where no AWS account exists (local runs, `mme pipeline definition` offline): valid by
+# SageMaker's patterns, so the same validation applies, and obviously not real.
+LOCAL_ACCOUNT: Final = "000000000000"
+LOCAL_IMAGE_URI: Final = "sagemaker-mme-container:local"
+
+PIPELINE_INFIX: Final = "modelbuild"
+STAGED_DATA_PREFIX: Final = "datasets"
+PIPELINE_OUTPUT_PREFIX: Final = "pipelines"
+TUNING_OUTPUT_FOLDER: Final = "tuning"
+
+# Tags SageMaker Projects uses to show a resource in the project's Studio view.
+PROJECT_NAME_TAG: Final = "sagemaker:project-name"
+PROJECT_ID_TAG: Final = "sagemaker:project-id"
+DATASET_TAG: Final = "mme:dataset"
+
+
+class Steps:
+    """Step names as they appear in the definition (max 64 characters, [A-Za-z0-9-_])."""
+
+    PREPROCESS: Final = "Preprocess"
+    TUNE: Final = "Tune"
+    EVALUATE: Final = "Evaluate"
+    CHECK: Final = "CheckMetric"
+    # The SDK's ModelStep names its step "<name>-RegisterModel"; this is the resulting name.
+    REGISTER: Final = "Register-RegisterModel"
+    FAIL: Final = "MetricBelowThreshold"
+
+
+class Outputs:
+    """Processing output names: the keys of ProcessingOutputConfig.Outputs['...']."""
+
+    TRAIN: Final = "train"
+    TEST: Final = "test"
+    EVALUATION: Final = "evaluation"
+
+
+# The evaluation report as a pipeline property file: the condition step's JsonGet reads it.
+EVALUATION_PROPERTY_FILE: Final = "EvaluationReport"
+# Equal to container.evaluate.REPORT_FILE (a test holds them together; importing the evaluate
+# module here would pull matplotlib and scikit-learn into every caller of this module).
+EVALUATION_REPORT_FILE: Final = "evaluation.json"
+
+
+class Params:
+    """Pipeline parameter names (max 256 characters, [A-Za-z0-9-_])."""
+
+    DATASET: Final = "DatasetName"
+    INPUT_DATA: Final = "InputDataUrl"
+    IMAGE: Final = "ImageUri"
+    PROCESSING_INSTANCE: Final = "ProcessingInstanceType"
+    TRAINING_INSTANCE: Final = "TrainingInstanceType"
+    INFERENCE_INSTANCE: Final = "InferenceInstanceType"
+    TARGET: Final = "TargetColumn"
+    POSITIVE_CLASS: Final = "PositiveClass"
+    CATEGORICAL: Final = "CategoricalColumns"
+    TEST_SIZE: Final = "TestSize"
+    RANDOM_STATE: Final = "RandomState"
+    CV_FOLDS: Final = "CvFolds"
+    METRIC: Final = "ObjectiveMetric"
+    STRATEGY: Final = "TuningStrategy"
+    MAX_JOBS: Final = "MaxTuningJobs"
+    MAX_PARALLEL_JOBS: Final = "MaxParallelTuningJobs"
+    THRESHOLD: Final = "RegistrationThreshold"
+    APPROVAL_STATUS: Final = "ModelApprovalStatus"
+    MODEL_PACKAGE_GROUP: Final = "ModelPackageGroupName"
+
+
+def _check(kind: str, value: str, pattern: str, max_length: int) -> str:
+    if len(value) > max_length:
+        raise InputError(
+            f"{kind} '{value}' is {len(value)} characters long; the limit is {max_length}"
+        )
+    if not re.fullmatch(pattern, value):
+        raise InputError(f"{kind} '{value}' does not match the SageMaker pattern {pattern}")
+    return value
+
+
+def check_project_name(project: str) -> str:
+    return _check("project name", project, PROJECT_NAME_PATTERN, PROJECT_NAME_MAX_LENGTH)
+
+
+def check_bucket(bucket: str) -> str:
+    if not re.fullmatch(BUCKET_PATTERN, bucket) or ".." in bucket:
+        raise InputError(
+            f"bucket name '{bucket}' is not a valid S3 bucket name "
+            "(3-63 lowercase letters, digits, dots and hyphens; no s3:// prefix)"
+        )
+    return bucket
+
+
+def local_bucket(project: str) -> str:
+    return check_bucket(f"{check_project_name(project).lower()}-local-artifacts")
+
+
+def local_role_arn(project: str) -> str:
+    return f"arn:aws:iam::{LOCAL_ACCOUNT}:role/{check_project_name(project)}-local-pipeline"
+
+
+def pipeline_name(project: str, dataset: str) -> str:
+    check_project_name(project)
+    return _check(
+        "pipeline name",
+        f"{project}-{PIPELINE_INFIX}-{dataset}",
+        PIPELINE_NAME_PATTERN,
+        PIPELINE_NAME_MAX_LENGTH,
+    )
+
+
+def check_model_package_group_name(name: str) -> str:
+    return _check(
+        "model package group name",
+        name,
+        MODEL_PACKAGE_GROUP_PATTERN,
+        MODEL_PACKAGE_GROUP_MAX_LENGTH,
+    )
+
+
+def model_package_group_name(project: str, dataset: str) -> str:
+    check_project_name(project)
+    return check_model_package_group_name(f"{project}-{dataset}")
+
+
+def staged_data_key(dataset: str, sha256: str) -> str:
+    """Content-addressed: unchanged data keeps its key, so cached pipeline steps stay valid."""
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise InputError(f"'{sha256}' is not a hex sha256 digest", dataset=dataset)
+    return f"{STAGED_DATA_PREFIX}/{dataset}/{sha256}.csv"
+
+
+def pipeline_output_prefix(dataset: str) -> str:
+    """Key prefix of a dataset's processing outputs; the execution id and output name follow."""
+    return f"{PIPELINE_OUTPUT_PREFIX}/{dataset}"
+
+
+def tuning_output_prefix(dataset: str) -> str:
+    """Key prefix of the tuning trials' artifacts: <prefix>/<training-job>/output/model.tar.gz."""
+    return f"{PIPELINE_OUTPUT_PREFIX}/{dataset}/{TUNING_OUTPUT_FOLDER}"
+
+
+def s3_uri(bucket: str, key: str) -> str:
+    return f"s3://{bucket}/{key}"
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    match = re.fullmatch(r"s3://([^/]+)/(.+)", uri)
+    if match is None:
+        raise InputError(f"'{uri}' is not an s3://bucket/key URI")
+    return match.group(1), match.group(2)
