@@ -23,11 +23,9 @@ from typing import Any
 import joblib
 
 from container.errors import InputError
+from container.layout import MODEL_FILE, SIGNATURE_FILE
 from container.schema import Schema
 
-MODEL_FILE = "model.joblib"
-SIGNATURE_FILE = "signature.json"
-ARTIFACT_FILE = "model.tar.gz"
 SIGNATURE_VERSION = 1
 # Distributions whose version must match between training and serving for a pickle to be safe.
 PINNED_LIBRARIES = ("scikit-learn", "xgboost-cpu", "lightgbm", "numpy", "joblib")

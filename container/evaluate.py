@@ -15,15 +15,13 @@ from typing import Any
 import pandas as pd
 
 from container import paths
-from container.artifact import ARTIFACT_FILE, load_artifact
+from container.artifact import load_artifact
 from container.errors import InputError, run_entry_point
+from container.layout import ARTIFACT_FILE, REPORT_FILE, TEST_FILE
 from container.metrics import METRIC_NAMES
 from container.plots import write_plots
-from container.preprocess import TEST_FILE
 from container.report import build_report
 from container.schema import csv_dtypes, encode_target, read_csv, to_model_input
-
-REPORT_FILE = "evaluation.json"
 
 
 def evaluate(model_archive: Path, test_dir: Path, output_dir: Path, metric: str) -> dict[str, Any]:

@@ -18,10 +18,8 @@ from sklearn.model_selection import train_test_split
 
 from container import paths
 from container.errors import InputError, run_entry_point
+from container.layout import TEST_FILE, TRAIN_FILE
 from container.schema import Schema, encode_target, infer_schema, read_csv
-
-TRAIN_FILE = "train.csv"
-TEST_FILE = "test.csv"
 
 
 def resolve_input(path: Path, dataset: str) -> Path:

@@ -20,7 +20,6 @@ from container.schema import Schema
 
 BOOTSTRAP_ROUNDS = 100
 MAX_CURVE_POINTS = 1000
-REGISTER_METRIC_PATH = "register_metric.value"
 
 
 def _thin(*curves: np.ndarray) -> list[list[float]]:

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from container.errors import InputError
+from container.layout import SCHEMA_FILE
 
 FeatureKind = Literal["numeric", "categorical"]
-SCHEMA_FILE = "schema.json"
 
 
 @dataclass(frozen=True)
@@ -241,7 +241,10 @@ def to_model_input(frame: pd.DataFrame, schema: Schema, file: Path | None = None
                 )
             columns.append(numeric.to_numpy(dtype=np.float64))
         else:
-            columns.append(column.map(lambda v: v if pd.isna(v) else str(v)).to_numpy(dtype=object))
+            # None and pd.NA become NaN: the imputers treat only NaN as missing in object arrays.
+            columns.append(
+                column.map(lambda v: np.nan if pd.isna(v) else str(v)).to_numpy(dtype=object)
+            )
     if all_numeric:
         return np.column_stack(columns).astype(np.float64, copy=False)
     return np.column_stack(columns).astype(object, copy=False)

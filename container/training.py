@@ -24,7 +24,7 @@ from container import metrics
 from container.baseline import feature_baseline
 from container.errors import InputError
 from container.families import Family
-from container.preprocess import TRAIN_FILE
+from container.layout import TRAIN_FILE
 from container.schema import Schema, csv_dtypes, read_csv, to_model_input
 
 

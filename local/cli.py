@@ -13,6 +13,7 @@ from rich.table import Table
 from container.errors import InputError
 from local.search import worker_pool
 from local.workflow import DatasetResult, train_dataset
+from modelbuild.cli import pipeline
 from modelbuild.datasets import DataUnavailableError, default_registry, get_dataset
 
 console = Console()
@@ -117,6 +118,9 @@ def train(
             results.append(result)
     console.print(_summary(results))
     console.print(f"Models, reports and plots: {workdir.resolve()}/<dataset>/")
+
+
+main.add_command(pipeline)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from container import preprocess
-from container.artifact import ARTIFACT_FILE, pack
+from container.artifact import pack
 from container.evaluate import evaluate
+from container.layout import ARTIFACT_FILE
 from local.search import TrialOutcome, best_trial, plan_trials, search
 from modelbuild.datasets import Dataset, materialize
 

@@ -19,6 +19,7 @@ import re
 from typing import Final
 
 from container.errors import InputError
+from container.layout import REPORT_FILE
 
 # SageMaker's own limits (botocore service model: ProjectEntityName, PipelineName, EntityName).
 PROJECT_NAME_PATTERN: Final = r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}"
@@ -72,9 +73,7 @@ class Outputs:
 
 # The evaluation report as a pipeline property file: the condition step's JsonGet reads it.
 EVALUATION_PROPERTY_FILE: Final = "EvaluationReport"
-# Equal to container.evaluate.REPORT_FILE (a test holds them together; importing the evaluate
-# module here would pull matplotlib and scikit-learn into every caller of this module).
-EVALUATION_REPORT_FILE: Final = "evaluation.json"
+EVALUATION_REPORT_FILE: Final = REPORT_FILE
 
 
 class Params:

@@ -34,8 +34,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from container.errors import InputError
 from container.families import FAMILIES
+from container.layout import REGISTER_METRIC_PATH
 from container.metrics import METRIC_NAMES, OBJECTIVE_METRIC_NAME, OBJECTIVE_METRIC_REGEX
-from container.report import REGISTER_METRIC_PATH
 from container.search_space import CategoricalRange, ContinuousRange, IntegerRange, Range
 from modelbuild import naming
 from modelbuild.datasets import Dataset

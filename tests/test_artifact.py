@@ -9,16 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from container.artifact import (
-    ARTIFACT_FILE,
-    MODEL_FILE,
-    SIGNATURE_FILE,
-    load_artifact,
-    load_model_dir,
-    pack,
-    sha256_file,
-)
+from container.artifact import load_artifact, load_model_dir, pack, sha256_file
 from container.errors import InputError
+from container.layout import ARTIFACT_FILE, MODEL_FILE, SIGNATURE_FILE
 from container.train import train
 from container.training import load_training_data
 

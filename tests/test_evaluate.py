@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from container.artifact import ARTIFACT_FILE, pack
+from container.artifact import pack
 from container.errors import InputError
-from container.evaluate import REPORT_FILE, evaluate
+from container.evaluate import evaluate
+from container.layout import ARTIFACT_FILE, REGISTER_METRIC_PATH, REPORT_FILE
 from container.metrics import METRIC_NAMES
-from container.report import REGISTER_METRIC_PATH
 from container.train import train
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from container.errors import InputError
 from container.families import FAMILIES
+from container.layout import REGISTER_METRIC_PATH
 from container.metrics import OBJECTIVE_METRIC_NAME, OBJECTIVE_METRIC_REGEX
-from container.report import REGISTER_METRIC_PATH
 from container.search_space import CategoricalRange, ContinuousRange, IntegerRange
 from modelbuild import naming
 from modelbuild.datasets import default_registry, get_dataset, materialize
@@ -273,7 +273,8 @@ def test_the_definition_drives_the_container_entry_points(
 ) -> None:
     """Preprocess -> one trial -> evaluate, each fed exactly what the definition passes it."""
     from container import evaluate, preprocess
-    from container.artifact import ARTIFACT_FILE, pack
+    from container.artifact import pack
+    from container.layout import ARTIFACT_FILE
     from container.train import train
 
     definition = definitions["breast-cancer"].definition
@@ -392,9 +393,6 @@ def test_cli_runs_standalone() -> None:
 
 
 def test_names_respect_sagemaker_limits() -> None:
-    from container.evaluate import REPORT_FILE
-
-    assert naming.EVALUATION_REPORT_FILE == REPORT_FILE
     for name in default_registry():
         assert naming.pipeline_name(PROJECT, name) == f"{PROJECT}-modelbuild-{name}"
         assert naming.model_package_group_name(PROJECT, name) == f"{PROJECT}-{name}"
