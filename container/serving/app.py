@@ -1,0 +1,382 @@
+"""The worker's HTTP application: a bare ASGI callable (no framework) on uvicorn.
+
+Routes (SageMaker's bring-your-own multi-model contract, plus the single-model one):
+    GET    /ping                      200 {"status": "Healthy"}
+    POST   /models                    {"model_name", "url"} -> 200, 400, 404, 409, 422, 507
+    GET    /models[?limit=&next_page_token=]   {"models": [...], "nextPageToken"?}
+    GET    /models/{name}             200 description, 404
+    DELETE /models/{name}             200, 404
+    POST   /models/{name}/invoke      predictions; 400, 404, 406, 413, 415, 507
+    POST   /invocations               the same, for the model in /opt/ml/model
+
+Loads and unloads are forwarded to the supervisor, which applies them in every worker before
+answering; lists, descriptions and predictions are answered from this worker's own models.
+A framework would cost 15-40 % of throughput on cheap models (reference/serving.md, B.3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+import orjson
+
+from container.errors import InputError
+from container.serving import encode
+from container.serving.batching import MicroBatcher
+from container.serving.config import ServerConfig
+from container.serving.control import Channel, ChannelClosed
+from container.serving.errors import HttpError, bad_request, model_not_found
+from container.serving.memory import process_rss, release_freed_memory
+from container.serving.model import ServedModel, load_served_model
+
+log = logging.getLogger("container.serve")
+
+JSON_TYPE = b"application/json"
+CSV_TYPE = b"text/csv; header=present"
+CUSTOM_ATTRIBUTES = b"x-amzn-sagemaker-custom-attributes"
+TARGET_MODEL = b"x-amzn-sagemaker-target-model"
+PAGE_LIMIT = 100  # MMS's default and maximum page size
+# A load may take SageMaker's whole 360 s window; the supervisor gives each worker 300 s.
+CONTROL_TIMEOUT = 330.0
+_HEALTHY = orjson.dumps({"status": "Healthy"})
+
+
+class WorkerApp:
+    def __init__(self, config: ServerConfig, control_socket: Any):
+        self.config = config
+        self.models: dict[str, ServedModel] = {}
+        self.batchers: dict[str, MicroBatcher] = {}
+        self.memory: dict[str, int] = {}
+        self.default: ServedModel | None = None
+        self._default_batcher: MicroBatcher | None = None
+        self._control_socket = control_socket
+        self._channel: Channel | None = None
+        self._initialised: asyncio.Future[str | None] | None = None
+        self._load_executor = ThreadPoolExecutor(1, thread_name_prefix="load")
+        self._predict_executor = ThreadPoolExecutor(1, thread_name_prefix="predict")
+        self._background: set[asyncio.Task[None]] = set()
+        # Set by the worker entry point: asked to stop when the supervisor goes away.
+        self.on_supervisor_lost: Any = None
+
+    # -- ASGI entry --------------------------------------------------------------------------
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                failure = await self._start()
+                if failure is None:
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.startup.failed", "message": failure})
+            elif message["type"] == "lifespan.shutdown":
+                self._load_executor.shutdown(wait=False)
+                self._predict_executor.shutdown(wait=False)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _start(self) -> str | None:
+        """Connect to the supervisor and wait for it to hand over the models to hold."""
+        self._initialised = asyncio.get_running_loop().create_future()
+        self._channel = await Channel.open(self._control_socket)
+        task = asyncio.create_task(self._serve_control(self._channel))
+        self._background.add(task)
+        return await self._initialised
+
+    async def _serve_control(self, channel: Channel) -> None:
+        await channel.serve(self._on_control)
+        if self._initialised is not None and not self._initialised.done():
+            self._initialised.set_result("the supervisor went away during start-up")
+        log.warning("supervisor connection closed; worker %d stops", os.getpid())
+        if self.on_supervisor_lost is not None:
+            self.on_supervisor_lost()
+
+    # -- commands from the supervisor --------------------------------------------------------
+
+    async def _on_control(self, message: dict[str, Any]) -> dict[str, Any]:
+        op = message["op"]
+        if op == "apply_load":
+            return await self._apply_load(message["name"], message["url"], message["dir"])
+        if op == "apply_unload":
+            self._apply_unload(message["name"])
+            return {"ok": True}
+        if op == "init":
+            return await self._init(message)
+        return {"ok": False, "status": 500, "message": f"unknown control operation {op!r}"}
+
+    async def _init(self, message: dict[str, Any]) -> dict[str, Any]:
+        failure = None
+        default = message.get("default")
+        if default is not None:
+            reply = await self._load(default["name"], default["url"], default["dir"])
+            if reply["ok"]:
+                self.default = reply.pop("model")
+                self._default_batcher = self._batcher(self.default)
+            else:
+                failure = f"cannot load the model for /invocations: {reply['message']}"
+        for entry in message.get("models", []):
+            reply = await self._apply_load(entry["name"], entry["url"], entry["dir"])
+            if not reply["ok"]:
+                log.error("could not reload model %s: %s", entry["name"], reply["message"])
+        assert self._initialised is not None
+        if not self._initialised.done():
+            self._initialised.set_result(failure)
+        return {"ok": failure is None, "message": failure}
+
+    async def _load(self, name: str, url: str, directory: str) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        try:
+            model, grown = await loop.run_in_executor(
+                self._load_executor, _load_measured, name, url, Path(directory)
+            )
+        except MemoryError:
+            return {"ok": False, "status": 507, "message": "out of memory while loading"}
+        except InputError as error:
+            return {"ok": False, "status": 422, "message": error.describe()}
+        except OSError as error:
+            return {"ok": False, "status": 422, "message": f"cannot read the artifact: {error}"}
+        except Exception as error:  # an unpickled object can fail in any way
+            log.exception("loading %s failed", name)
+            return {"ok": False, "status": 500, "message": f"loading failed: {error!r}"}
+        return {"ok": True, "model": model, "memory": grown}
+
+    async def _apply_load(self, name: str, url: str, directory: str) -> dict[str, Any]:
+        reply = await self._load(name, url, directory)
+        if reply["ok"]:
+            model = reply.pop("model")
+            self.models[name] = model
+            self.batchers[name] = self._batcher(model)
+            self.memory[name] = reply["memory"]
+            log.info("loaded model %s (%s) in %.1f ms", name, url, model.load_seconds * 1000)
+        return reply
+
+    def _apply_unload(self, name: str) -> None:
+        self.models.pop(name, None)
+        self.batchers.pop(name, None)
+        self.memory.pop(name, None)
+        release_freed_memory()
+        log.info("unloaded model %s", name)
+
+    def _batcher(self, model: ServedModel) -> MicroBatcher:
+        return MicroBatcher(
+            model.predict_proba,
+            self._predict_executor,
+            self.config.batch_max_rows,
+            self.config.batch_max_delay_s,
+        )
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        headers = dict(scope["headers"])
+        extra: list[tuple[bytes, bytes]] = []
+        attributes = headers.get(CUSTOM_ATTRIBUTES)
+        if attributes is not None:
+            extra.append((CUSTOM_ATTRIBUTES, attributes))
+        try:
+            status, body, content_type = await self._route(scope, receive, headers)
+        except HttpError as error:
+            status, body, content_type = error.status, orjson.dumps(error.body()), JSON_TYPE
+            if status >= 500 or status == 404:
+                log.info(
+                    "%s %s -> %d %s (target model %s)",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    error.message,
+                    headers.get(TARGET_MODEL, b"-").decode("latin-1"),
+                )
+        except Exception as error:  # a bug must still answer with a reason, never a bare 500
+            log.exception("%s %s failed", scope["method"], scope["path"])
+            failure = HttpError(500, "InternalServerError", f"{type(error).__name__}: {error}")
+            status, body, content_type = 500, orjson.dumps(failure.body()), JSON_TYPE
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", content_type),
+                    (b"content-length", str(len(body)).encode()),
+                    *extra,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def _route(
+        self, scope: dict[str, Any], receive: Any, headers: dict[bytes, bytes]
+    ) -> tuple[int, bytes, bytes]:
+        method = scope["method"]
+        # raw_path keeps %2F, so a model name holding "/" still routes as one segment.
+        path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        if path.startswith("/models/"):
+            rest = path[len("/models/") :]
+            if rest.endswith("/invoke"):
+                _allow(method, "POST")
+                name = unquote(rest[: -len("/invoke")])
+                model = self.models.get(name)
+                if model is None:
+                    raise model_not_found(name)
+                return await self._invoke(model, self.batchers[name], receive, headers)
+            name = unquote(rest)
+            if method == "GET":
+                return self._describe(name)
+            _allow(method, "GET", "DELETE")
+            return await self._control("unload", {"name": name})
+        if path == "/ping":
+            _allow(method, "GET")
+            return 200, _HEALTHY, JSON_TYPE
+        if path == "/invocations":
+            _allow(method, "POST")
+            if self.default is None or self._default_batcher is None:
+                raise HttpError(
+                    404,
+                    "ModelNotFoundException",
+                    "no model is served on /invocations: start the server with a model in "
+                    "/opt/ml/model (or --model-dir), or use /models/{name}/invoke",
+                )
+            return await self._invoke(self.default, self._default_batcher, receive, headers)
+        if path == "/models":
+            if method == "GET":
+                return self._list(scope.get("query_string", b""))
+            _allow(method, "GET", "POST")
+            return await self._register(await self._body(receive, headers))
+        raise HttpError(404, "NotFound", f"no such resource: {method} {scope['path']}")
+
+    async def _body(self, receive: Any, headers: dict[bytes, bytes]) -> bytes:
+        limit = self.config.max_request_bytes
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise _too_large(limit)
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise HttpError(400, "BadRequest", "the client disconnected")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _invoke(
+        self, model: ServedModel, batcher: MicroBatcher, receive: Any, headers: dict[bytes, bytes]
+    ) -> tuple[int, bytes, bytes]:
+        content_type = headers.get(b"content-type", b"").decode("latin-1")
+        media = content_type.split(";", 1)[0].strip().lower()
+        if media not in (encode.JSON, encode.CSV):
+            raise HttpError(
+                415,
+                "UnsupportedMediaType",
+                f"Content-Type {content_type or '(none)'!r} is not supported; "
+                "send text/csv or application/json",
+            )
+        answer = encode.negotiate(headers.get(b"accept", b"").decode("latin-1"))
+        if answer is None:
+            raise HttpError(406, "NotAcceptable", "Accept must allow application/json or text/csv")
+        body = await self._body(receive, headers)
+        decoder = model.decoder
+        matrix = decoder.from_csv(body) if media == encode.CSV else decoder.from_json(body)
+        try:
+            proba = await batcher.predict(matrix)
+        except MemoryError:
+            raise HttpError(507, "InsufficientMemory", "out of memory while predicting") from None
+        except (ValueError, TypeError) as error:
+            raise bad_request(f"the model rejected the input: {error}") from None
+        except Exception as error:
+            log.exception("model %s failed to predict", model.name)
+            raise HttpError(
+                500, "PredictionError", f"the model failed: {type(error).__name__}: {error}"
+            ) from None
+        if answer == encode.CSV:
+            return 200, encode.encode_csv(proba, model.labels, model.keys), CSV_TYPE
+        return 200, encode.encode_json(proba, model.labels, model.keys, model.version), JSON_TYPE
+
+    def _list(self, query_string: bytes) -> tuple[int, bytes, bytes]:
+        query = parse_qs(query_string.decode("latin-1"))
+        limit = _query_int(query, "limit", PAGE_LIMIT, minimum=1)
+        start = _query_int(query, "next_page_token", 0, minimum=0)
+        names = sorted(self.models)
+        page = names[start : start + min(limit, PAGE_LIMIT)]
+        result: dict[str, Any] = {
+            "models": [{"modelName": n, "modelUrl": self.models[n].url} for n in page]
+        }
+        if start + len(page) < len(names):
+            result["nextPageToken"] = str(start + len(page))
+        return 200, orjson.dumps(result), JSON_TYPE
+
+    def _describe(self, name: str) -> tuple[int, bytes, bytes]:
+        model = self.models.get(name)
+        if model is None:
+            raise model_not_found(name)
+        description = model.describe()
+        description["workerMemoryBytes"] = self.memory.get(name, 0)
+        return 200, orjson.dumps(description), JSON_TYPE
+
+    async def _register(self, body: bytes) -> tuple[int, bytes, bytes]:
+        try:
+            request = orjson.loads(body)
+        except orjson.JSONDecodeError as error:
+            raise bad_request(f"the body is not valid JSON: {error}") from None
+        if not isinstance(request, dict):
+            raise bad_request('the body must be {"model_name": ..., "url": ...}')
+        for field in ("model_name", "url"):
+            value = request.get(field)
+            if not isinstance(value, str) or not value:
+                raise bad_request(f"Parameter {field} is required.")
+        return await self._control("load", {"name": request["model_name"], "url": request["url"]})
+
+    async def _control(self, op: str, arguments: dict[str, Any]) -> tuple[int, bytes, bytes]:
+        if self._channel is None:
+            raise HttpError(503, "ServiceUnavailable", "the worker is still starting")
+        try:
+            reply = await self._channel.call({"op": op, **arguments}, CONTROL_TIMEOUT)
+        except ChannelClosed:
+            raise HttpError(503, "ServiceUnavailable", "the server is shutting down") from None
+        except TimeoutError:
+            raise HttpError(
+                503, "ServiceUnavailable", f"the {op} did not finish in {CONTROL_TIMEOUT:.0f} s"
+            ) from None
+        return reply["status"], orjson.dumps(reply["body"]), JSON_TYPE
+
+
+def _load_measured(name: str, url: str, directory: Path) -> tuple[ServedModel, int]:
+    before = process_rss(os.getpid())
+    model = load_served_model(name, url, directory)
+    return model, max(process_rss(os.getpid()) - before, 0)
+
+
+def _allow(method: str, *allowed: str) -> None:
+    if method not in allowed:
+        raise HttpError(405, "MethodNotAllowed", f"use {' or '.join(allowed)}, not {method}")
+
+
+def _too_large(limit: int) -> HttpError:
+    return HttpError(413, "PayloadTooLarge", f"the request body is larger than {limit} bytes")
+
+
+def _query_int(query: dict[str, list[str]], name: str, default: int, minimum: int) -> int:
+    values = query.get(name)
+    if not values:
+        return default
+    try:
+        number = int(values[0])
+    except ValueError:
+        raise bad_request(f"query parameter {name} must be an integer, got {values[0]!r}") from None
+    if number < minimum:
+        raise bad_request(f"query parameter {name} must be at least {minimum}")
+    return number
