@@ -8,6 +8,7 @@ job, with hyperparameters drawn from the shared search spaces.
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import time
@@ -55,16 +56,18 @@ def plan_trials(
     return trials
 
 
-def _init_worker() -> None:
+def _init_worker(preload: tuple[str, ...]) -> None:
     from threadpoolctl import threadpool_limits
 
-    import container.training  # noqa: F401  (imported once per worker, not once per trial)
+    # Imported once per worker, not once per trial.
+    for module in preload:
+        importlib.import_module(module)
 
     # Parallelism comes from running one trial per core; BLAS/OpenMP threads would oversubscribe.
     threadpool_limits(limits=1)
 
 
-def _ready() -> int:
+def _ready(_index: int) -> int:
     return os.getpid()
 
 
@@ -103,14 +106,22 @@ def run_one(
     return TrialOutcome(spec, result.cv.mean, model_dir, time.perf_counter() - started)
 
 
-@contextmanager
-def worker_pool(workers: int | None = None) -> Iterator[ProcessPoolExecutor]:
-    """Warm workers (spawned, so no OpenMP state is forked) reused across datasets."""
-    with ProcessPoolExecutor(
+def new_pool(
+    workers: int | None = None, preload: tuple[str, ...] = ("container.training",)
+) -> ProcessPoolExecutor:
+    """Warm workers (spawned, so no OpenMP state is forked); also the pipeline's job runners."""
+    return ProcessPoolExecutor(
         max_workers=workers or os.cpu_count() or 1,
         mp_context=get_context("spawn"),
         initializer=_init_worker,
-    ) as pool:
+        initargs=(preload,),
+    )
+
+
+@contextmanager
+def worker_pool(workers: int | None = None) -> Iterator[ProcessPoolExecutor]:
+    """Warm workers reused across datasets."""
+    with new_pool(workers) as pool:
         yield pool
 
 

@@ -1,0 +1,532 @@
+"""The local multi-model endpoint: SageMaker Runtime's InvokeEndpoint in front of the container.
+
+An unmodified boto3 `sagemaker-runtime` client with `endpoint_url` set to this process gets
+predictions:
+
+    POST /endpoints/{EndpointName}/invocations     X-Amzn-SageMaker-Target-Model: <key>
+
+One process serves every stage's endpoint (`<project>-dev`, `<project>-prod`); each target model
+is a key under its stage's multi-model prefix in the local S3, as on AWS. On first use of a
+target the artifact is copied into a cache directory and loaded through the serving container's
+`POST /models`; when the container answers 507 the least recently used model is unloaded and
+the load retried. Errors come back the way SageMaker sends them, so botocore raises the same
+exceptions: ValidationError (400) for an unknown endpoint, a missing target-model header or a
+missing artifact, ModelError (424, with OriginalStatusCode and OriginalMessage) when the
+container refuses or fails.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+import container
+from local.home import LocalHome
+from local.s3 import LocalS3
+from modeldeploy import naming
+from modeldeploy.invoker import Invoker, TableMissing
+from modeldeploy.local import endpoint_dir, endpoint_state_path, local_deployer, local_storage
+from modeldeploy.smoke import SmokeResult, smoke_test
+
+log = logging.getLogger("local.endpoint")
+
+VARIANT = naming.VARIANT_NAME
+START_TIMEOUT_SECONDS = 90.0
+STOP_TIMEOUT_SECONDS = 30.0
+CONTAINER_TIMEOUT_SECONDS = 360.0  # SageMaker lets a model load for up to 360 s
+_CODE_ROOT = Path(container.__file__).resolve().parents[1]
+
+
+class EndpointFailure(Exception):
+    """An InvokeEndpoint error as SageMaker answers it."""
+
+    def __init__(self, status: int, code: str, message: str, **members: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.members = members
+
+    def body(self) -> bytes:
+        return json.dumps({"message": self.message, **self.members}).encode()
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+class ServingContainer:
+    """`python -m container serve` as a child process on a loopback port."""
+
+    def __init__(
+        self,
+        log_path: Path,
+        *,
+        workers: int = 1,
+        memory_budget_mb: int | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.host = host
+        self.port = _free_port(host)
+        self.log_path = log_path
+        self.workers = workers
+        self.memory_budget_mb = memory_budget_mb
+        self.process: subprocess.Popen[bytes] | None = None
+        self._local = threading.local()
+
+    def start(self) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "container",
+            "serve",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+        ]
+        if self.memory_budget_mb:
+            command += ["--memory-budget-mb", str(self.memory_budget_mb)]
+        environment = {
+            **os.environ,
+            "SAGEMAKER_MULTI_MODEL": "true",
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(_CODE_ROOT), os.environ.get("PYTHONPATH")])
+            ),
+        }
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as sink:
+            self.process = subprocess.Popen(
+                command, cwd=_CODE_ROOT, env=environment, stdout=sink, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while not self._healthy():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = self.log_path.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"the serving container did not start:\n{tail}")
+            time.sleep(0.2)
+
+    def _healthy(self) -> bool:
+        try:
+            return self.request("GET", "/ping")[0] == 200
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One request on this thread's keep-alive connection, reconnecting once if it dropped."""
+        for attempt in range(2):
+            connection = getattr(self._local, "connection", None)
+            if connection is None:
+                connection = http.client.HTTPConnection(
+                    self.host, self.port, timeout=CONTAINER_TIMEOUT_SECONDS
+                )
+                self._local.connection = connection
+            try:
+                connection.request(method, path, body=body, headers=headers or {})
+                response = connection.getresponse()
+                data = response.read()
+            except (ConnectionError, http.client.HTTPException):
+                connection.close()
+                self._local.connection = None
+                if attempt:
+                    raise
+                continue
+            if response.getheader("connection", "").lower() == "close":
+                connection.close()
+                self._local.connection = None
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+        raise AssertionError("unreachable")
+
+
+class ModelCache:
+    """Which target models the container holds, loaded on first use, evicted least recent first."""
+
+    def __init__(self, serving: ServingContainer, s3: LocalS3, cache_dir: Path) -> None:
+        self.serving = serving
+        self.s3 = s3
+        self.cache_dir = cache_dir
+        self._loaded: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+
+    def loaded(self) -> list[str]:
+        with self._lock:
+            return list(self._loaded)
+
+    def _touch(self, name: str) -> bool:
+        with self._lock:
+            if name in self._loaded:
+                self._loaded.move_to_end(name)
+                return True
+            return False
+
+    def ensure(self, name: str, artifact_uri: str) -> None:
+        if self._touch(name):
+            return
+        with self._lock:
+            gate = self._loading.setdefault(name, threading.Lock())
+        with gate:
+            if self._touch(name):
+                return
+            local = self._fetch(name, artifact_uri)
+            self._load(name, local)
+
+    def forget(self, name: str) -> None:
+        with self._lock:
+            self._loaded.pop(name, None)
+
+    def _fetch(self, name: str, artifact_uri: str) -> Path:
+        """Copy the artifact from the local S3 into the cache, as SageMaker downloads it."""
+        source = self.s3.path(artifact_uri)
+        if not source.is_file():
+            bucket, key = naming.split_s3_uri(artifact_uri)
+            raise EndpointFailure(
+                400,
+                "ValidationError",
+                f"Failed to download model data(bucket: {bucket}, key: {key}). Please ensure "
+                "that there is an object located at the URL.",
+            )
+        target = self.cache_dir / quote(name, safe="") / "model.tar.gz"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".download-")
+        os.close(fd)
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+        return target
+
+    def _load(self, name: str, artifact: Path) -> None:
+        body = json.dumps({"model_name": name, "url": str(artifact)}).encode()
+        while True:
+            status, _, data = self.serving.request(
+                "POST", "/models", body, {"Content-Type": "application/json"}
+            )
+            if status in (200, 409):  # 409: already loaded, by a load this cache lost track of
+                with self._lock:
+                    self._loaded[name] = None
+                return
+            if status == 507:
+                victim = self._least_recent(except_name=name)
+                if victim is not None:
+                    log.info("evicting %s to make room for %s", victim, name)
+                    self._unload(victim)
+                    continue
+            raise EndpointFailure(
+                424,
+                "ModelError",
+                f"Received client error ({status}) from the model while loading {name}",
+                OriginalStatusCode=status,
+                OriginalMessage=data.decode(errors="replace"),
+            )
+
+    def _least_recent(self, except_name: str) -> str | None:
+        with self._lock:
+            return next((n for n in self._loaded if n != except_name), None)
+
+    def _unload(self, name: str) -> None:
+        self.forget(name)
+        self.serving.request("DELETE", f"/models/{quote(name, safe='')}")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body leave in separate writes: with Nagle on, a keep-alive client's delayed
+    # ACK holds every response for ~40 ms.
+    disable_nagle_algorithm = True
+    server: _EndpointHTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def do_GET(self) -> None:
+        if self.path == "/ping":
+            self._send(200, b'{"status": "Healthy"}', "application/json")
+        else:
+            self._fail(EndpointFailure(404, "UnknownOperationException", "no such operation"))
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        try:
+            self._invoke(body)
+        except EndpointFailure as failure:
+            self._fail(failure)
+        except Exception as error:  # a bug answers as SageMaker's InternalFailure, with a reason
+            log.exception("invocation failed")
+            self._fail(EndpointFailure(500, "InternalFailure", f"{type(error).__name__}: {error}"))
+
+    def _invoke(self, body: bytes) -> None:
+        parts = self.path.split("?", 1)[0].strip("/").split("/")
+        if len(parts) != 3 or parts[0] != "endpoints" or parts[2] != "invocations":
+            raise EndpointFailure(
+                404, "UnknownOperationException", f"no such operation: {self.path}"
+            )
+        endpoint = unquote(parts[1])
+        stage = self.server.stages.get(endpoint)
+        if stage is None:
+            raise EndpointFailure(
+                400,
+                "ValidationError",
+                f"Endpoint {endpoint} of account {naming.LOCAL_ACCOUNT} not found.",
+            )
+        target = self.headers.get("X-Amzn-SageMaker-Target-Model")
+        if not target:
+            raise EndpointFailure(
+                400,
+                "ValidationError",
+                f"Endpoint {endpoint} is a multi-model endpoint: the TargetModel header is "
+                "required.",
+            )
+        name = f"{endpoint}/{target}"
+        artifact = naming.model_prefix_uri(self.server.bucket, stage) + target
+        forward = {
+            key: value
+            for key in ("Content-Type", "Accept", "X-Amzn-SageMaker-Custom-Attributes")
+            if (value := self.headers.get(key)) is not None
+        }
+        forward["X-Amzn-SageMaker-Target-Model"] = target
+        cache = self.server.cache
+        for attempt in range(2):
+            cache.ensure(name, artifact)
+            status, headers, data = cache.serving.request(
+                "POST", f"/models/{quote(name, safe='')}/invoke", body, forward
+            )
+            if status == 404 and attempt == 0:
+                cache.forget(name)  # unloaded under us (evicted for another model): load again
+                continue
+            break
+        if status != 200:
+            raise EndpointFailure(
+                424,
+                "ModelError",
+                f"Received client error ({status}) from primary with message "
+                f'"{data.decode(errors="replace")}".',
+                OriginalStatusCode=status,
+                OriginalMessage=data.decode(errors="replace"),
+            )
+        extra = {"x-Amzn-Invoked-Production-Variant": VARIANT}
+        if "x-amzn-sagemaker-custom-attributes" in headers:
+            extra["X-Amzn-SageMaker-Custom-Attributes"] = headers[
+                "x-amzn-sagemaker-custom-attributes"
+            ]
+        self._send(200, data, headers.get("content-type", "application/json"), extra)
+
+    def _fail(self, failure: EndpointFailure) -> None:
+        self._send(
+            failure.status,
+            failure.body(),
+            "application/json",
+            {"x-amzn-ErrorType": failure.code},
+        )
+
+    def _send(
+        self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        for key, value in (extra or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class _EndpointHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(
+        self, address: tuple[str, int], stages: dict[str, str], bucket: str, cache: ModelCache
+    ) -> None:
+        super().__init__(address, _Handler)
+        self.stages = stages
+        self.bucket = bucket
+        self.cache = cache
+
+
+class LocalEndpoint:
+    """Every stage's endpoint of a project, served from one local home."""
+
+    def __init__(
+        self,
+        home: Path,
+        project: str = naming.DEFAULT_PROJECT_NAME,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        workers: int = 1,
+        memory_budget_mb: int | None = None,
+    ) -> None:
+        self.home = home
+        self.project = project
+        self.bucket = naming.local_bucket(project)
+        self.stages = {naming.endpoint_name(project, stage): stage for stage in naming.STAGES}
+        self.serving = ServingContainer(
+            endpoint_dir(home) / "container.log",
+            workers=workers,
+            memory_budget_mb=memory_budget_mb,
+        )
+        self.cache = ModelCache(self.serving, LocalHome(home).s3, endpoint_dir(home) / "cache")
+        self.host = host
+        self.port = port
+        self._server: _EndpointHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the endpoint is not running")
+        return f"http://{self.host}:{self._server.server_address[1]}"
+
+    def start(self) -> LocalEndpoint:
+        self.serving.start()
+        try:
+            self._server = _EndpointHTTPServer(
+                (self.host, self.port), self.stages, self.bucket, self.cache
+            )
+        except OSError:
+            self.serving.stop()
+            raise
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        self.serving.stop()
+
+    def __enter__(self) -> LocalEndpoint:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextmanager
+def announced(endpoint: LocalEndpoint, home: Path, **extra: str) -> Iterator[LocalEndpoint]:
+    """Record a running endpoint in the home, so other commands and approval hooks use it."""
+    state = endpoint_state_path(home)
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.write_text(json.dumps({"endpoint_url": endpoint.url, "pid": os.getpid(), **extra}))
+    try:
+        yield endpoint
+    finally:
+        state.unlink(missing_ok=True)
+
+
+def runtime_client(endpoint_url: str) -> Any:
+    """A plain boto3 sagemaker-runtime client aimed at a local endpoint."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(retries={"max_attempts": 1}, read_timeout=CONTAINER_TIMEOUT_SECONDS),
+    )
+
+
+def local_invoker(
+    home: Path, stage: str, endpoint_url: str, project: str = naming.DEFAULT_PROJECT_NAME
+) -> Invoker:
+    """The invoker handler as the Lambda runs it, reading the local routing table."""
+    storage = local_storage(home)
+    table_uri = naming.routing_table_uri(naming.local_bucket(project), stage)
+
+    def read_table() -> bytes:
+        if not storage.exists(table_uri):
+            raise TableMissing(table_uri)
+        return storage.read(table_uri)
+
+    return Invoker(
+        runtime=runtime_client(endpoint_url),
+        endpoint_name=naming.endpoint_name(project, stage),
+        read_table=read_table,
+        stage=stage,
+    )
+
+
+def running_endpoint_url(home: Path) -> str | None:
+    """The URL of a live `endpoint serve` for this home, if one answers."""
+    state = endpoint_state_path(home)
+    try:
+        url = json.loads(state.read_text())["endpoint_url"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    host, _, port = url.removeprefix("http://").partition(":")
+    try:
+        connection = http.client.HTTPConnection(host, int(port), timeout=2)
+        connection.request("GET", "/ping")
+        healthy = connection.getresponse().status == 200
+        connection.close()
+    except (OSError, ValueError):
+        return None
+    return url if healthy else None
+
+
+@contextmanager
+def endpoint_url_for(home: Path, project: str = naming.DEFAULT_PROJECT_NAME) -> Iterator[str]:
+    """The running endpoint's URL, or a temporary endpoint's for the duration of the block."""
+    url = running_endpoint_url(home)
+    if url is not None:
+        yield url
+        return
+    with LocalEndpoint(home, project) as endpoint:
+        yield endpoint.url
+
+
+def smoke_locally(
+    home: Path,
+    stage: str,
+    datasets: list[str] | None = None,
+    project: str = naming.DEFAULT_PROJECT_NAME,
+) -> list[SmokeResult]:
+    table = local_deployer(home, project).read_table(stage)
+    with endpoint_url_for(home, project) as url:
+        return smoke_test(
+            table, local_storage(home), local_invoker(home, stage, url, project), datasets
+        )

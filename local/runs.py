@@ -1,0 +1,148 @@
+"""`mme run` underneath: what `modelbuild.run` does on AWS, against the local stand-ins.
+
+Per dataset: stage its CSV into local S3 under its content-addressed key, build its pipeline
+definition with the same code CodeBuild runs (local bucket, role and image), store it as the
+pipeline's definition, check the execution's parameter values with the offline validator, and
+start an execution on the local executor.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from container.errors import InputError
+from local.executions import ExecutionRecord
+from local.executor import PipelineExecutor, resolve_parameters
+from local.home import LocalHome
+from modelbuild import naming
+from modelbuild.datasets import Dataset, materialize
+from modelbuild.naming import Params, Steps
+
+# `mme run` options that set a pipeline parameter of the execution (not of the definition).
+PARAMETER_OPTIONS = {
+    "max_jobs": Params.MAX_JOBS,
+    "max_parallel_jobs": Params.MAX_PARALLEL_JOBS,
+    "cv_folds": Params.CV_FOLDS,
+    "threshold": Params.THRESHOLD,
+    "approval_status": Params.APPROVAL_STATUS,
+}
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    dataset: Dataset
+    name: str
+    definition: dict[str, Any]
+
+
+def stage(dataset: Dataset, home: LocalHome, bucket: str, data_dir: Path | None) -> str:
+    """The dataset's staged S3 URI, uploading it to local S3 unless that key already exists."""
+    from modelbuild.run import staged_input
+
+    staged = staged_input(dataset, bucket)
+    if not home.s3.exists(staged.uri):
+        source = staged.local if staged.local is not None else materialize(dataset, data_dir)
+        home.s3.put_file(staged.uri, source)
+    return staged.uri
+
+
+def build(dataset: Dataset, home: LocalHome, project: str, data_dir: Path | None) -> Pipeline:
+    from modelbuild.pipeline import PipelineSettings, ProjectContext, build_definition, checked
+
+    context = checked(
+        ProjectContext,
+        {
+            "project_name": project,
+            "bucket": naming.local_bucket(project),
+            "role_arn": naming.local_role_arn(project),
+        },
+    )
+    settings = PipelineSettings.for_dataset(
+        dataset,
+        project_name=project,
+        input_data_url=stage(dataset, home, context.bucket, data_dir),
+        image_uri=naming.LOCAL_IMAGE_URI,
+    )
+    name = naming.pipeline_name(project, dataset.name)
+    definition = build_definition(settings, context)
+    home.save_pipeline(name, definition)
+    return Pipeline(dataset, name, definition)
+
+
+def execution_parameters(pipeline: Pipeline, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Overrides checked as StartPipelineExecution would: declared, typed, within API limits."""
+    from modelbuild.validate import validate_definition
+
+    values = resolve_parameters(pipeline.definition, overrides)
+    problems = validate_definition(pipeline.definition, values)
+    if problems:
+        listing = "; ".join(str(p) for p in problems)
+        raise InputError(f"parameter values rejected: {listing}", dataset=pipeline.dataset.name)
+    return {k: v for k, v in values.items() if k in overrides}
+
+
+def execute(
+    executor: PipelineExecutor, pipeline: Pipeline, overrides: dict[str, Any]
+) -> ExecutionRecord:
+    return executor.start(
+        pipeline.name, pipeline.definition, execution_parameters(pipeline, overrides)
+    )
+
+
+def read_json(home: LocalHome, uri: str) -> dict[str, Any]:
+    """A JSON object from local S3, or {} when it is gone or unreadable (for display only)."""
+    try:
+        document = json.loads(home.s3.get_bytes(uri))
+    except (InputError, ValueError):
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One row of the table `mme run` and `mme demo` end with."""
+
+    dataset: str
+    execution: ExecutionRecord
+    best_family: str | None
+    cv_score: float | None
+    metric: str
+    holdout: dict[str, float]
+    version: int | None
+
+    @property
+    def status(self) -> str:
+        return self.execution.status
+
+    @property
+    def reason(self) -> str | None:
+        return self.execution.failure_reason
+
+
+def summarize(home: LocalHome, dataset: str, record: ExecutionRecord) -> Summary:
+    family = cv = None
+    tune = record.step(Steps.TUNE)
+    if tune is not None and tune.status == "Succeeded":
+        best = tune.properties["BestTrainingJob"]
+        family = best["TrainingJobDefinitionName"]
+        cv = best["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
+    holdout: dict[str, float] = {}
+    metric = str(record.parameters.get(Params.METRIC, ""))
+    evaluate = record.step(Steps.EVALUATE)
+    if evaluate is not None and evaluate.status == "Succeeded":
+        uri = evaluate.property_files.get(naming.EVALUATION_PROPERTY_FILE)
+        report = read_json(home, uri) if uri else {}
+        if report:
+            holdout[metric] = float(report["register_metric"]["value"])
+            if metric != "accuracy":
+                holdout["accuracy"] = float(report["metrics"]["accuracy"])
+    register = record.step(Steps.REGISTER)
+    version = (
+        register.properties.get("ModelPackageVersion")
+        if register is not None and register.status == "Succeeded"
+        else None
+    )
+    return Summary(dataset, record, family, cv, metric, holdout, version)

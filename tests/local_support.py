@@ -1,0 +1,37 @@
+"""Helpers for the local runtime's tests: a misbehaving job entry point and shared fixtures.
+
+Run as `python -m tests.local_support raise|exit`, it fails the way a broken job does: an
+uncaught exception, or a process that dies without a result.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from local.jobs import JobRunner
+
+WORKERS = 2
+# The smallest budget the definition allows: one trial per family, two folds.
+SMALL_BUDGET = {"MaxTuningJobs": 6, "MaxParallelTuningJobs": 2, "CvFolds": 2}
+
+
+@pytest.fixture(scope="session")
+def runner() -> Iterator[JobRunner]:
+    with JobRunner(WORKERS) as shared:
+        shared.warm_up()
+        yield shared
+
+
+def misbehave(how: str) -> None:
+    print("about to fail", flush=True)
+    if how == "exit":
+        os._exit(3)
+    raise RuntimeError(f"the job broke on purpose ({how})")
+
+
+if __name__ == "__main__":
+    misbehave(sys.argv[1] if len(sys.argv) > 1 else "raise")
