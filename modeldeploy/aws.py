@@ -1,0 +1,174 @@
+"""Storage and registry on AWS: S3 and the SageMaker model registry through boto3."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from modeldeploy.interfaces import (
+    ModelPackageRef,
+    NoSuchObject,
+    RegistryError,
+    StorageError,
+)
+from modeldeploy.naming import split_s3_uri
+
+_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
+_CHUNK = 1 << 20
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+class S3Storage:
+    def __init__(self, client: Any | None = None) -> None:
+        self.client = client if client is not None else boto3.client("s3")
+
+    def _fail(self, action: str, uri: str, error: Exception) -> StorageError:
+        return StorageError(f"cannot {action} {uri}: {error}")
+
+    def read(self, uri: str) -> bytes:
+        bucket, key = split_s3_uri(uri)
+        try:
+            return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as error:
+            if _code(error) in _NOT_FOUND:
+                raise NoSuchObject(f"no such object: {uri}") from None
+            raise self._fail("read", uri, error) from None
+        except BotoCoreError as error:
+            raise self._fail("read", uri, error) from None
+
+    def write(self, uri: str, data: bytes, content_type: str) -> None:
+        bucket, key = split_s3_uri(uri)
+        try:
+            self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+        except (ClientError, BotoCoreError) as error:
+            raise self._fail("write", uri, error) from None
+
+    def download(self, uri: str, destination: Path) -> None:
+        bucket, key = split_s3_uri(uri)
+        try:
+            body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
+            with destination.open("wb") as sink:
+                for block in iter(lambda: body.read(_CHUNK), b""):
+                    sink.write(block)
+        except ClientError as error:
+            if _code(error) in _NOT_FOUND:
+                raise NoSuchObject(f"no such object: {uri}") from None
+            raise self._fail("download", uri, error) from None
+        except BotoCoreError as error:
+            raise self._fail("download", uri, error) from None
+
+    def upload(self, source: Path, uri: str) -> None:
+        bucket, key = split_s3_uri(uri)
+        try:
+            with source.open("rb") as stream:
+                self.client.put_object(
+                    Bucket=bucket, Key=key, Body=stream, ContentType="application/gzip"
+                )
+        except (ClientError, BotoCoreError) as error:
+            raise self._fail("upload to", uri, error) from None
+
+    def sha256(self, uri: str) -> str | None:
+        bucket, key = split_s3_uri(uri)
+        try:
+            body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
+            digest = hashlib.sha256()
+            for block in iter(lambda: body.read(_CHUNK), b""):
+                digest.update(block)
+            return digest.hexdigest()
+        except ClientError as error:
+            if _code(error) in _NOT_FOUND:
+                return None
+            raise self._fail("read", uri, error) from None
+        except BotoCoreError as error:
+            raise self._fail("read", uri, error) from None
+
+    def exists(self, uri: str) -> bool:
+        bucket, key = split_s3_uri(uri)
+        try:
+            self.client.head_object(Bucket=bucket, Key=key)
+            return True
+        except ClientError as error:
+            if _code(error) in _NOT_FOUND:
+                return False
+            raise self._fail("look up", uri, error) from None
+        except BotoCoreError as error:
+            raise self._fail("look up", uri, error) from None
+
+    def list(self, prefix_uri: str) -> list[str]:
+        bucket, prefix = _split_prefix(prefix_uri)
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix
+            )
+            keys = [item["Key"] for page in pages for item in page.get("Contents", [])]
+        except (ClientError, BotoCoreError) as error:
+            raise self._fail("list", prefix_uri, error) from None
+        return sorted(f"s3://{bucket}/{key}" for key in keys)
+
+    def delete(self, uri: str) -> None:
+        bucket, key = split_s3_uri(uri)
+        try:
+            self.client.delete_object(Bucket=bucket, Key=key)
+        except (ClientError, BotoCoreError) as error:
+            raise self._fail("delete", uri, error) from None
+
+
+def _split_prefix(prefix_uri: str) -> tuple[str, str]:
+    match = re.fullmatch(r"s3://([^/]+)/?(.*)", prefix_uri)
+    if match is None:
+        raise StorageError(f"'{prefix_uri}' is not an s3://bucket/prefix URI")
+    return match.group(1), match.group(2)
+
+
+class SageMakerRegistry:
+    def __init__(self, client: Any | None = None) -> None:
+        self.client = client if client is not None else boto3.client("sagemaker")
+
+    def latest_approved(self, group: str) -> ModelPackageRef | None:
+        try:
+            # ListModelPackages sorts Ascending by default: without SortOrder the first
+            # summary would be the *oldest* approved version.
+            summaries = self.client.list_model_packages(
+                ModelPackageGroupName=group,
+                ModelApprovalStatus="Approved",
+                SortBy="CreationTime",
+                SortOrder="Descending",
+                MaxResults=1,
+            )["ModelPackageSummaryList"]
+            if not summaries:
+                return None
+            arn = summaries[0]["ModelPackageArn"]
+            description = self.client.describe_model_package(ModelPackageName=arn)
+        except (ClientError, BotoCoreError) as error:
+            raise RegistryError(
+                f"cannot read model package group '{group}' from the model registry: {error}"
+            ) from None
+        containers = description.get("InferenceSpecification", {}).get("Containers", [])
+        if not containers or not containers[0].get("ModelDataUrl"):
+            raise RegistryError(f"model package {arn} has no ModelDataUrl to deploy")
+        return ModelPackageRef(
+            arn=arn,
+            group=group,
+            version=int(description["ModelPackageVersion"]),
+            model_data_url=containers[0]["ModelDataUrl"],
+        )
+
+    def is_approved(self, arn: str) -> bool:
+        try:
+            status = self.client.describe_model_package(ModelPackageName=arn)
+        except ClientError as error:
+            message = str(error.response.get("Error", {}).get("Message", ""))
+            if _code(error) == "ValidationException" and "not" in message.lower():
+                return False  # deleted or never existed
+            raise RegistryError(f"cannot describe model package {arn}: {error}") from None
+        except BotoCoreError as error:
+            raise RegistryError(f"cannot describe model package {arn}: {error}") from None
+        return status.get("ModelApprovalStatus") == "Approved"

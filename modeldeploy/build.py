@@ -1,0 +1,148 @@
+"""The modeldeploy build stage: the invoker's Lambda package and each stage's stack parameters.
+
+`config/<stage>.json` holds what differs per stage (instance type and count, autoscaling bounds
+and target, cooldowns, alarm thresholds) in CodePipeline's TemplateConfiguration format. The
+build checks it against the endpoint stack's parameters, adds the project's values, and writes
+`<stage>-config-export.json` for the CloudFormation deploy action.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from container.errors import InputError
+from modeldeploy import naming
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+TEMPLATE = PACKAGE_DIR / "endpoint.yml"
+CONFIG_DIR = PACKAGE_DIR / "config"
+# The whole invoker Lambda: the handler, the routing table it reads, the package marker.
+INVOKER_MODULES = ("__init__.py", "invoker.py", "routing.py")
+INVOKER_KEY_PREFIX = "modeldeploy/invoker"
+_INTEGER_PARAMETERS = (
+    "EndpointInstanceCount",
+    "MinCapacity",
+    "MaxCapacity",
+    "TargetInvocationsPerInstance",
+    "ScaleInCooldown",
+    "ScaleOutCooldown",
+    "InvokerReservedConcurrency",
+    "RoutingTtlSeconds",
+    "ModelLatencyThresholdMicroseconds",
+    "ModelLoadingThresholdMicroseconds",
+)
+
+
+class _TemplateLoader(yaml.SafeLoader):
+    """Reads CloudFormation YAML: short-form intrinsics (!Ref, !Sub, ...) become plain values."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return {suffix: loader.construct_scalar(node)}
+    if isinstance(node, yaml.SequenceNode):
+        return {suffix: loader.construct_sequence(node, deep=True)}
+    return {suffix: loader.construct_mapping(node, deep=True)}  # type: ignore[arg-type]
+
+
+_TemplateLoader.add_multi_constructor("!", _intrinsic)
+
+
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    return yaml.load(path.read_text(), Loader=_TemplateLoader)
+
+
+def load_stage_config(stage: str, directory: Path = CONFIG_DIR) -> dict[str, str]:
+    """A stage's parameters, checked against the template and against each other."""
+    naming.check_stage(stage)
+    path = directory / f"{stage}.json"
+    if not path.is_file():
+        raise InputError(f"no configuration for stage '{stage}'", file=path)
+    try:
+        document = json.loads(path.read_text())
+        parameters = document["Parameters"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise InputError(f'not a {{"Parameters": {{...}}}} document: {error}', file=path) from None
+    if not isinstance(parameters, dict) or not all(isinstance(v, str) for v in parameters.values()):
+        raise InputError("Parameters must map names to strings", file=path)
+    declared = set(load_template()["Parameters"])
+    unknown = sorted(set(parameters) - declared)
+    if unknown:
+        raise InputError(f"parameter(s) {unknown} are not in the endpoint stack", file=path)
+    if parameters.get("StageName") != stage:
+        raise InputError(
+            f"StageName must be '{stage}', got {parameters.get('StageName')!r}", file=path
+        )
+    numbers = {}
+    for name in _INTEGER_PARAMETERS:
+        if name in parameters:
+            try:
+                numbers[name] = int(parameters[name])
+            except ValueError:
+                raise InputError(
+                    f"{name} must be an integer, got {parameters[name]!r}", file=path
+                ) from None
+    low, high = numbers.get("MinCapacity", 1), numbers.get("MaxCapacity", 1)
+    count = numbers.get("EndpointInstanceCount", low)
+    if not 1 <= low <= high:
+        raise InputError(
+            f"MinCapacity {low} must be at least 1 and at most MaxCapacity {high}", file=path
+        )
+    if not low <= count <= high:
+        raise InputError(
+            f"EndpointInstanceCount {count} must lie between MinCapacity {low} and MaxCapacity {high}",
+            file=path,
+        )
+    return dict(parameters)
+
+
+def package_invoker(output_dir: Path) -> tuple[Path, str]:
+    """A reproducible zip of the invoker and its content-addressed key in the artifact bucket."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in INVOKER_MODULES:
+            info = zipfile.ZipInfo(f"modeldeploy/{name}", date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, (PACKAGE_DIR / name).read_bytes(), zipfile.ZIP_DEFLATED)
+    data = buffer.getvalue()
+    # A new key for new code: CloudFormation updates the function only when the key changes.
+    name = f"invoker-{hashlib.sha256(data).hexdigest()[:16]}.zip"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / name
+    path.write_bytes(data)
+    return path, f"{INVOKER_KEY_PREFIX}/{name}"
+
+
+def export_stage_config(
+    stage: str,
+    *,
+    project: str,
+    project_id: str,
+    bucket: str,
+    image_uri: str,
+    model_execution_role_arn: str,
+    invoker_code_key: str,
+    artifact_kms_key_arn: str = "",
+) -> dict[str, Any]:
+    """The CloudFormation deploy action's TemplateConfiguration for one stage."""
+    parameters = load_stage_config(stage)
+    parameters.update(
+        SageMakerProjectName=naming.check_project_name(project),
+        SageMakerProjectId=project_id,
+        ArtifactBucket=naming.check_bucket(bucket),
+        ImageUri=image_uri,
+        ModelExecutionRoleArn=model_execution_role_arn,
+        InvokerCodeKey=invoker_code_key,
+        ArtifactKmsKeyArn=artifact_kms_key_arn,
+    )
+    return {
+        "Parameters": parameters,
+        "Tags": {"sagemaker:project-name": project, "sagemaker:project-id": project_id},
+    }

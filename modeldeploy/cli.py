@@ -1,0 +1,409 @@
+"""`endpoint` commands: deploy a stage, promote dev to prod, serve, invoke, smoke-test.
+
+Mounted into the project's `mme` CLI as `mme endpoint ...`; also runnable on its own as
+`python -m modeldeploy.cli ...` (what the modeldeploy CodeBuild stages call, with `--aws`).
+Locally every command works on the state root `--home` (env MME_HOME, default `.mme`); with
+`--aws` on the project bucket (env ARTIFACT_BUCKET) and the SageMaker registry through boto3.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from container.errors import InputError
+from modeldeploy import naming
+from modeldeploy.deploy import Deployer, DeployReport
+from modeldeploy.interfaces import Storage
+from modeldeploy.invoker import Invoker, TableMissing, request_event
+
+DATASETS_ENV = "MME_DATASETS"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a command acts: the local runtime's home, or the project's AWS account."""
+
+    aws: bool
+    home: Path
+    project: str
+    bucket: str
+
+    def deployer(self) -> Deployer:
+        if self.aws:
+            from modeldeploy.aws import S3Storage, SageMakerRegistry
+
+            return Deployer(
+                S3Storage(), SageMakerRegistry(), bucket=self.bucket, project=self.project
+            )
+        from modeldeploy.local import local_deployer
+
+        return local_deployer(self.home, self.project)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Locally, one deploy at a time; on AWS the pipeline runs one execution per stage."""
+        if self.aws:
+            yield
+            return
+        from modeldeploy.local import deploy_lock
+
+        with deploy_lock(self.home):
+            yield
+
+    @contextmanager
+    def invoker(self, stage: str, storage: Storage) -> Iterator[Invoker]:
+        """The invoker handler for a stage: on AWS against the real endpoint, locally against
+        the running local endpoint or a temporary one."""
+        table_uri = naming.routing_table_uri(self.bucket, stage)
+
+        def read_table() -> bytes:
+            if not storage.exists(table_uri):
+                raise TableMissing(table_uri)
+            return storage.read(table_uri)
+
+        if self.aws:
+            import boto3
+
+            yield Invoker(
+                runtime=boto3.client("sagemaker-runtime"),
+                endpoint_name=naming.endpoint_name(self.project, stage),
+                read_table=read_table,
+                stage=stage,
+            )
+            return
+        from local.endpoint import endpoint_url_for, local_invoker
+
+        with endpoint_url_for(self.home, self.project) as url:
+            yield local_invoker(self.home, stage, url, self.project)
+
+
+def _target_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--home",
+            type=click.Path(file_okay=False, path_type=Path),
+            envvar="MME_HOME",
+            default=".mme",
+            show_default=True,
+            help="local state root [env MME_HOME]",
+        ),
+        click.option(
+            "--project-name",
+            envvar="SAGEMAKER_PROJECT_NAME",
+            default=naming.DEFAULT_PROJECT_NAME,
+            show_default=True,
+            help="SageMaker project name [env SAGEMAKER_PROJECT_NAME]",
+        ),
+        click.option(
+            "--aws",
+            is_flag=True,
+            envvar="MME_ON_AWS",
+            help="act on AWS (S3 + SageMaker) instead of the local runtime [env MME_ON_AWS]",
+        ),
+        click.option(
+            "--bucket",
+            envvar="ARTIFACT_BUCKET",
+            help="project bucket with --aws [env ARTIFACT_BUCKET]; locally <project>-local-artifacts",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _target(home: Path, project_name: str, aws: bool, bucket: str | None) -> Target:
+    naming.check_project_name(project_name)
+    if aws:
+        if not bucket:
+            raise click.UsageError("--aws needs --bucket (or ARTIFACT_BUCKET)")
+        return Target(True, home, project_name, naming.check_bucket(bucket))
+    return Target(False, home, project_name, bucket or naming.local_bucket(project_name))
+
+
+def _fail(error: InputError) -> click.ClickException:
+    return click.ClickException(error.describe())
+
+
+def _datasets(given: tuple[str, ...], routed: list[str]) -> list[str]:
+    """Named datasets; else $MME_DATASETS; else the dataset registry plus those routed now."""
+    if given:
+        return list(given)
+    from_env = [name.strip() for name in os.environ.get(DATASETS_ENV, "").split(",")]
+    if any(from_env):
+        return [name for name in from_env if name]
+    from modelbuild.datasets import default_registry
+
+    return sorted(set(default_registry()) | set(routed))
+
+
+def _print_report(report: DeployReport) -> None:
+    for change in report.changes:
+        click.echo(f"{report.stage}  {change.dataset:<24} {change.action:<12} {change.message}")
+    state = "written" if report.table_written else "unchanged"
+    click.echo(f"{report.stage}: routing table revision {report.revision} ({state})")
+    for uri in report.deleted:
+        click.echo(f"{report.stage}: deleted {uri}")
+
+
+@click.group("endpoint", context_settings={"help_option_names": ["-h", "--help"]})
+def endpoint() -> None:
+    """The multi-model endpoint: deploy approved models, promote, serve, invoke, smoke-test."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+
+
+@endpoint.command()
+@click.argument("stage")
+@click.option("-d", "--dataset", "datasets", multiple=True, help="deploy only these datasets")
+@_target_options
+def deploy(
+    stage: str,
+    datasets: tuple[str, ...],
+    home: Path,
+    project_name: str,
+    aws: bool,
+    bucket: str | None,
+) -> None:
+    """Route each dataset of STAGE to the latest Approved version of its model package group."""
+    try:
+        target = _target(home, project_name, aws, bucket)
+        with target.locked():
+            deployer = target.deployer()
+            names = _datasets(datasets, list(deployer.read_table(stage).routes))
+            report = deployer.deploy(stage, names)
+        _print_report(report)
+        report.raise_for_failures()
+    except InputError as error:
+        raise _fail(error) from None
+
+
+@endpoint.command()
+@click.option("--from", "source", default=naming.STAGES[0], show_default=True)
+@click.option("--to", "destination", default=naming.STAGES[-1], show_default=True)
+@_target_options
+def promote(
+    source: str, destination: str, home: Path, project_name: str, aws: bool, bucket: str | None
+) -> None:
+    """The manual gate: make the prod stage serve exactly the versions live in dev."""
+    try:
+        target = _target(home, project_name, aws, bucket)
+        with target.locked():
+            report = target.deployer().promote(source, destination)
+        _print_report(report)
+        report.raise_for_failures()
+    except InputError as error:
+        raise _fail(error) from None
+
+
+@endpoint.command()
+@click.argument("stage")
+@_target_options
+def table(stage: str, home: Path, project_name: str, aws: bool, bucket: str | None) -> None:
+    """Print STAGE's routing table."""
+    try:
+        routing = _target(home, project_name, aws, bucket).deployer().read_table(stage)
+    except InputError as error:
+        raise _fail(error) from None
+    click.echo(routing.to_json().decode())
+
+
+@endpoint.command()
+@click.argument("stage")
+@click.option("-d", "--dataset", "datasets", multiple=True, help="test only these datasets")
+@_target_options
+def smoke(
+    stage: str,
+    datasets: tuple[str, ...],
+    home: Path,
+    project_name: str,
+    aws: bool,
+    bucket: str | None,
+) -> None:
+    """Send each routed dataset of STAGE one valid row; fail naming any dataset that misanswers."""
+    from modeldeploy.smoke import smoke_test
+
+    try:
+        target = _target(home, project_name, aws, bucket)
+        deployer = target.deployer()
+        routing = deployer.read_table(stage)
+        if not routing.routes and not datasets:
+            raise InputError(f"stage {stage} routes no dataset: nothing to smoke-test")
+        with target.invoker(stage, deployer.storage) as invoker:
+            results = smoke_test(routing, deployer.storage, invoker, list(datasets) or None)
+    except InputError as error:
+        raise _fail(error) from None
+    for result in results:
+        click.echo(
+            f"{stage}  {result.dataset:<24} {'ok' if result.ok else 'FAILED':<7} {result.message}"
+        )
+    failed = [result.dataset for result in results if not result.ok]
+    if failed:
+        raise click.ClickException(f"stage {stage}: smoke test failed for {', '.join(failed)}")
+
+
+def _read_rows(rows: str) -> Any:
+    """ROWS: a .json or .csv file, '-' for stdin, or inline JSON or CSV text."""
+    if rows == "-":
+        text = sys.stdin.read()
+    elif Path(rows).is_file():
+        text = Path(rows).read_text()
+        if Path(rows).suffix.lower() != ".json":
+            return text
+    else:
+        text = rows
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+@endpoint.command()
+@click.argument("dataset")
+@click.argument("rows")
+@click.option("--stage", default=naming.STAGES[0], show_default=True)
+@_target_options
+def invoke(
+    dataset: str,
+    rows: str,
+    stage: str,
+    home: Path,
+    project_name: str,
+    aws: bool,
+    bucket: str | None,
+) -> None:
+    """Predict ROWS (a .csv/.json file, '-' for stdin, or inline JSON/CSV) with DATASET's model."""
+    try:
+        target = _target(home, project_name, aws, bucket)
+        naming.check_stage(stage)
+        deployer = target.deployer()
+        event = request_event(dataset, _read_rows(rows))
+        with target.invoker(stage, deployer.storage) as invoker:
+            response = invoker.handle(event)
+    except InputError as error:
+        raise _fail(error) from None
+    body = json.loads(response["body"])
+    if response["statusCode"] != 200:
+        raise click.ClickException(f"{response['statusCode']} {body['error']}: {body['message']}")
+    click.echo(json.dumps(body, indent=2))
+
+
+@endpoint.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8080, show_default=True, help="InvokeEndpoint API port")
+@click.option("--invoker-port", type=int, default=8081, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--memory-budget-mb", type=click.IntRange(min=1), help="serving memory budget")
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="MME_HOME",
+    default=".mme",
+    show_default=True,
+)
+@click.option(
+    "--project-name", envvar="SAGEMAKER_PROJECT_NAME", default=naming.DEFAULT_PROJECT_NAME
+)
+def serve(
+    host: str,
+    port: int,
+    invoker_port: int,
+    workers: int,
+    memory_budget_mb: int | None,
+    home: Path,
+    project_name: str,
+) -> None:
+    """Serve every stage's endpoint (SageMaker Runtime API) and invoker (POST /<stage>)."""
+    from local.endpoint import LocalEndpoint, announced, local_invoker
+    from local.invoker_http import InvokerHTTPServer
+
+    endpoint_ = LocalEndpoint(
+        home, project_name, host=host, port=port, workers=workers, memory_budget_mb=memory_budget_mb
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with endpoint_:
+        invokers = {
+            stage: local_invoker(home, stage, endpoint_.url, project_name)
+            for stage in naming.STAGES
+        }
+        invoker_server = InvokerHTTPServer((host, invoker_port), invokers).start()
+        with announced(endpoint_, home, invoker_url=invoker_server.url):
+            click.echo(f"endpoint (InvokeEndpoint API): {endpoint_.url}")
+            for stage in naming.STAGES:
+                name = naming.endpoint_name(project_name, stage)
+                click.echo(f"  {stage}: endpoint {name}, invoker POST {invoker_server.url}/{stage}")
+            sys.stdout.flush()  # the addresses must show even when stdout is a pipe or a file
+            try:
+                stop.wait()
+            finally:
+                invoker_server.stop()
+
+
+@endpoint.command()
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("build"),
+    show_default=True,
+)
+@click.option("--project-name", envvar="SAGEMAKER_PROJECT_NAME", required=True)
+@click.option("--project-id", envvar="SAGEMAKER_PROJECT_ID", required=True)
+@click.option("--bucket", envvar="ARTIFACT_BUCKET", required=True)
+@click.option("--image-uri", envvar="IMAGE_URI", required=True)
+@click.option("--model-execution-role-arn", envvar="MODEL_EXECUTION_ROLE_ARN", required=True)
+@click.option("--artifact-kms-key-arn", envvar="ARTIFACT_KMS_KEY_ARN", default="")
+@click.option("--upload/--no-upload", default=True, help="upload the invoker zip to the bucket")
+def build(
+    output_dir: Path,
+    project_name: str,
+    project_id: str,
+    bucket: str,
+    image_uri: str,
+    model_execution_role_arn: str,
+    artifact_kms_key_arn: str,
+    upload: bool,
+) -> None:
+    """The build stage: package the invoker and write each stage's stack configuration."""
+    from modeldeploy.build import TEMPLATE, export_stage_config, package_invoker
+
+    try:
+        zip_path, key = package_invoker(output_dir)
+        if upload:
+            from modeldeploy.aws import S3Storage
+
+            S3Storage().upload(zip_path, naming.s3_uri(naming.check_bucket(bucket), key))
+        for stage in naming.STAGES:
+            config = export_stage_config(
+                stage,
+                project=project_name,
+                project_id=project_id,
+                bucket=bucket,
+                image_uri=image_uri,
+                model_execution_role_arn=model_execution_role_arn,
+                invoker_code_key=key,
+                artifact_kms_key_arn=artifact_kms_key_arn,
+            )
+            path = output_dir / f"{stage}-config-export.json"
+            path.write_text(json.dumps(config, indent=2))
+            click.echo(f"wrote {path}")
+        (output_dir / TEMPLATE.name).write_bytes(TEMPLATE.read_bytes())
+    except InputError as error:
+        raise _fail(error) from None
+    click.echo(f"invoker package {zip_path} -> s3://{bucket}/{key}")
+
+
+if __name__ == "__main__":
+    endpoint()

@@ -1,0 +1,73 @@
+"""The two things deployment talks to: object storage and the model registry.
+
+Each has an AWS implementation (`modeldeploy.aws`, boto3) and a local one (`modeldeploy.local`,
+the local runtime's S3 directory and SQLite registry); the deploy logic sees only these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from container.errors import InputError
+
+
+class NoSuchObject(InputError):
+    """The object does not exist (S3 NoSuchKey, or no file in the local S3)."""
+
+
+class StorageError(InputError):
+    """Storage refused or failed a request (permissions, throttling, a broken bucket)."""
+
+
+class RegistryError(InputError):
+    """The model registry could not answer; routing must stay as it is."""
+
+
+@dataclass(frozen=True)
+class ModelPackageRef:
+    arn: str
+    group: str
+    version: int
+    model_data_url: str
+
+
+class Storage(Protocol):
+    def read(self, uri: str) -> bytes:
+        """The object's bytes; NoSuchObject if absent."""
+        ...
+
+    def write(self, uri: str, data: bytes, content_type: str) -> None:
+        """Replace the object in one atomic put (readers see the old or the new, never half)."""
+        ...
+
+    def download(self, uri: str, destination: Path) -> None:
+        """Stream the object into a file; NoSuchObject if absent."""
+        ...
+
+    def upload(self, source: Path, uri: str) -> None: ...
+
+    def sha256(self, uri: str) -> str | None:
+        """The sha256 of the object's bytes as stored, read back; None if absent."""
+        ...
+
+    def exists(self, uri: str) -> bool: ...
+
+    def list(self, prefix_uri: str) -> list[str]:
+        """Every object URI under the prefix, sorted."""
+        ...
+
+    def delete(self, uri: str) -> None:
+        """Delete the object; deleting an absent object is not an error."""
+        ...
+
+
+class ModelRegistry(Protocol):
+    def latest_approved(self, group: str) -> ModelPackageRef | None:
+        """The most recently created Approved version of the group, None if it has none."""
+        ...
+
+    def is_approved(self, arn: str) -> bool:
+        """Whether the version exists and is Approved now."""
+        ...

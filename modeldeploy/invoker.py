@@ -1,0 +1,386 @@
+"""The invoker: a Lambda handler behind a Function URL (AWS_IAM auth) that routes by dataset.
+
+Request (POST, JSON body):
+    {"dataset": "breast-cancer", "rows": [[1.0, 2.0, ...], ...]}      rows as lists,
+    {"dataset": "breast-cancer", "rows": [{"feature": value, ...}]}    or records by name,
+    {"dataset": "breast-cancer", "rows": "1.0,2.0,...\n..."}           or CSV text.
+
+200: {"dataset", "stage", "model_version" (sha256 of the serving model file),
+      "model_package_version", "model_package_arn", "target_model", "predictions", "classes"}
+Errors answer {"error": <type>, "message": <what is wrong>}:
+    400 malformed request or rows the model refuses; 404 unknown dataset or no live model;
+    405 not a POST; 413 payload over the limit; 502 the endpoint failed or answered nonsense;
+    503 the endpoint throttles, is busy loading or is unavailable (with Retry-After).
+
+The routing table is cached for ROUTING_TTL_SECONDS. Standard library and boto3 only: this file
+and `modeldeploy/routing.py` are the whole Lambda package.
+
+Environment: ENDPOINT_NAME, ROUTING_TABLE_URI (s3://bucket/<stage>/routing/live.json), STAGE,
+ROUTING_TTL_SECONDS (default 10), MAX_PAYLOAD_BYTES (default 6 MB, InvokeEndpoint's limit).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from modeldeploy.routing import Route, RoutingTable, RoutingTableError
+
+log = logging.getLogger("modeldeploy.invoker")
+log.setLevel(logging.INFO)
+
+DEFAULT_TTL_SECONDS = 10.0
+# InvokeEndpoint's own limit (botocore BodyBlob max); a larger body could never reach a model.
+DEFAULT_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+RETRY_AFTER_SECONDS = "2"
+_REQUEST_KEYS = frozenset({"dataset", "rows"})
+# ModelError.OriginalStatusCode from the serving container -> what the caller gets.
+_CONTAINER_INPUT_ERRORS = frozenset({400, 406, 415, 422})
+_THROTTLING = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "ServiceUnavailable",
+        "ModelNotReadyException",
+        "RequestLimitExceeded",
+    }
+)
+
+
+def request_event(dataset: str, rows: Any) -> dict[str, Any]:
+    """A Function URL event carrying an invoker request, as a caller's POST arrives."""
+    return {
+        "version": "2.0",
+        "requestContext": {"http": {"method": "POST", "path": "/"}},
+        "headers": {"content-type": "application/json"},
+        "body": json.dumps({"dataset": dataset, "rows": rows}),
+        "isBase64Encoded": False,
+    }
+
+
+class TableMissing(Exception):
+    """No routing table has been written for the stage yet (nothing deployed)."""
+
+
+class Reply(Exception):
+    """An answer other than 200, raised from wherever the request stops."""
+
+    def __init__(self, status: int, error: str, message: str, retry_after: bool = False):
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+        self.retry_after = retry_after
+
+
+def _response(
+    status: int, body: dict[str, Any], extra: dict[str, str] | None = None
+) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"content-type": "application/json", **(extra or {})},
+        "body": json.dumps(body, allow_nan=False, separators=(",", ":")),
+        "isBase64Encoded": False,
+    }
+
+
+def _error_response(reply: Reply) -> dict[str, Any]:
+    extra = {"retry-after": RETRY_AFTER_SECONDS} if reply.retry_after else {}
+    if reply.status == 405:
+        extra["allow"] = "POST"
+    return _response(reply.status, {"error": reply.error, "message": reply.message}, extra)
+
+
+class Invoker:
+    def __init__(
+        self,
+        *,
+        runtime: Any,
+        endpoint_name: str,
+        read_table: Callable[[], bytes],
+        stage: str = "",
+        ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.runtime = runtime
+        self.endpoint_name = endpoint_name
+        self.read_table = read_table
+        self.stage = stage
+        self.ttl_seconds = ttl_seconds
+        self.max_payload_bytes = max_payload_bytes
+        self.clock = clock
+        self._table: RoutingTable | None = None
+        self._expires = float("-inf")
+        self._lock = threading.Lock()
+
+    def handle(self, event: dict[str, Any]) -> dict[str, Any]:
+        """A Function URL event (payload 2.0) -> a Function URL response; never raises."""
+        try:
+            return self._handle(event)
+        except Reply as reply:
+            if reply.status >= 500:
+                log.warning("%d %s: %s", reply.status, reply.error, reply.message)
+            return _error_response(reply)
+        except Exception as error:  # a bug here must still answer with its reason
+            log.exception("invoker failed")
+            return _error_response(
+                Reply(500, "InternalError", f"the invoker failed: {type(error).__name__}: {error}")
+            )
+
+    # -- request -------------------------------------------------------------------------------
+
+    def _handle(self, event: dict[str, Any]) -> dict[str, Any]:
+        method = event.get("requestContext", {}).get("http", {}).get("method", "POST")
+        if method != "POST":
+            raise Reply(405, "MethodNotAllowed", f"use POST, not {method}")
+        raw = self._raw_body(event)
+        dataset, payload, content_type = self._parse(raw)
+        route = self._route(dataset)
+        try:
+            answer = self._invoke(route, payload, content_type)
+        except Reply as reply:
+            # A target that vanished means the table moved on since it was cached: refresh once.
+            if reply.error != "TargetModelGone":
+                raise
+            fresh = self._route(dataset, refresh=True)
+            if fresh.target_model == route.target_model:
+                raise Reply(502, "EndpointError", reply.message) from None
+            route, answer = fresh, self._invoke(fresh, payload, content_type)
+        return _response(
+            200,
+            {
+                "dataset": dataset,
+                "stage": self.stage,
+                "model_version": answer.get("model_version"),
+                "model_package_version": route.model_package_version,
+                "model_package_arn": route.model_package_arn,
+                "target_model": route.target_model,
+                "predictions": answer["predictions"],
+                "classes": answer.get("classes"),
+            },
+        )
+
+    def _raw_body(self, event: dict[str, Any]) -> bytes:
+        body = event.get("body")
+        if body is None or body == "":
+            raise Reply(400, "BadRequest", 'the request has no body; send {"dataset", "rows"}')
+        if not isinstance(body, str):
+            raise Reply(400, "BadRequest", "the request body is not text")
+        if event.get("isBase64Encoded"):
+            # base64 is 4/3 of the payload: refuse on the encoded size before decoding it.
+            if len(body) > (self.max_payload_bytes * 4) // 3 + 4:
+                raise self._too_large()
+            try:
+                raw = base64.b64decode(body, validate=True)
+            except (binascii.Error, ValueError):
+                raise Reply(400, "BadRequest", "the body is marked base64 but is not") from None
+        else:
+            raw = body.encode()
+        if len(raw) > self.max_payload_bytes:
+            raise self._too_large()
+        return raw
+
+    def _too_large(self) -> Reply:
+        return Reply(
+            413,
+            "PayloadTooLarge",
+            f"the body is over the {self.max_payload_bytes} byte limit; send fewer rows",
+        )
+
+    def _parse(self, raw: bytes) -> tuple[str, bytes, str]:
+        try:
+            request = json.loads(raw, parse_constant=_refuse_constant)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise Reply(400, "BadRequest", f"the body is not valid JSON: {error}") from None
+        if not isinstance(request, dict):
+            raise Reply(400, "BadRequest", 'the body must be a JSON object {"dataset", "rows"}')
+        unknown = sorted(set(request) - _REQUEST_KEYS)
+        if unknown:
+            raise Reply(
+                400, "BadRequest", f"unknown field(s) {unknown}; the fields are dataset and rows"
+            )
+        dataset, rows = request.get("dataset"), request.get("rows")
+        if not isinstance(dataset, str) or not dataset:
+            raise Reply(400, "BadRequest", "'dataset' must be a non-empty string")
+        if isinstance(rows, str):
+            if not rows.strip():
+                raise Reply(400, "BadRequest", "'rows' holds no CSV rows")
+            return dataset, rows.encode(), "text/csv"
+        if not isinstance(rows, list) or not rows:
+            raise Reply(
+                400,
+                "BadRequest",
+                "'rows' must be a non-empty list of rows (lists or records) or CSV text",
+            )
+        payload = json.dumps(rows, allow_nan=False, separators=(",", ":"))
+        return dataset, payload.encode(), "application/json"
+
+    # -- routing -------------------------------------------------------------------------------
+
+    def _table_now(self, refresh: bool) -> RoutingTable | None:
+        with self._lock:
+            now = self.clock()
+            if not refresh and now < self._expires:
+                return self._table
+            try:
+                self._table = RoutingTable.from_json(self.read_table())
+            except TableMissing:
+                self._table = None
+            except RoutingTableError as error:
+                raise Reply(502, "RoutingTableError", str(error)) from None
+            except Exception as error:
+                if self._table is None:
+                    raise Reply(
+                        503,
+                        "RoutingUnavailable",
+                        f"cannot read the routing table: {error}",
+                        retry_after=True,
+                    ) from None
+                # Serving from the last good table beats failing every request.
+                log.warning("routing table unreadable, using the cached one: %s", error)
+            self._expires = now + self.ttl_seconds
+            return self._table
+
+    def _route(self, dataset: str, refresh: bool = False) -> Route:
+        table = self._table_now(refresh)
+        route = table.routes.get(dataset) if table else None
+        if route is None:
+            live = ", ".join(sorted(table.routes)) if table and table.routes else "none"
+            raise Reply(
+                404,
+                "NoLiveModel",
+                f"dataset '{dataset}' is unknown or has no live model in this stage "
+                f"(datasets with a live model: {live})",
+            )
+        return route
+
+    # -- the endpoint --------------------------------------------------------------------------
+
+    def _invoke(self, route: Route, payload: bytes, content_type: str) -> dict[str, Any]:
+        try:
+            response = self.runtime.invoke_endpoint(
+                EndpointName=self.endpoint_name,
+                TargetModel=route.target_model,
+                ContentType=content_type,
+                Accept="application/json",
+                Body=payload,
+            )
+            body = response["Body"].read()
+        except Exception as error:
+            raise _endpoint_failure(error) from None
+        try:
+            answer = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise Reply(
+                502, "EndpointError", f"the endpoint answered non-JSON: {body[:200]!r}"
+            ) from None
+        if not isinstance(answer, dict) or not isinstance(answer.get("predictions"), list):
+            raise Reply(502, "EndpointError", "the endpoint's answer has no predictions list")
+        return answer
+
+
+def _refuse_constant(name: str) -> Any:
+    # Python's json accepts NaN and Infinity, which are not JSON; null marks a missing value.
+    raise ValueError(f"{name} is not JSON; send null for a missing value")
+
+
+def _container_message(original: str) -> str:
+    """The serving container's own message out of its {"code","type","message"} body."""
+    try:
+        parsed = json.loads(original)
+    except ValueError:
+        return original
+    if isinstance(parsed, dict) and isinstance(parsed.get("message"), str):
+        return parsed["message"]
+    return original
+
+
+def _endpoint_failure(error: Exception) -> Reply:
+    response = getattr(error, "response", None)
+    if not isinstance(response, dict):
+        # botocore's connection, timeout and credential errors carry no response.
+        name = type(error).__name__
+        if "Connect" in name or "Timeout" in name:
+            return Reply(
+                503, "EndpointUnavailable", f"cannot reach the endpoint: {error}", retry_after=True
+            )
+        return Reply(502, "EndpointError", f"calling the endpoint failed: {name}: {error}")
+    details = response.get("Error", {})
+    code = str(details.get("Code", ""))
+    message = str(details.get("Message", "")) or str(error)
+    if code == "ModelError":
+        original = response.get("OriginalStatusCode")
+        text = _container_message(str(response.get("OriginalMessage", message)))
+        if original in _CONTAINER_INPUT_ERRORS:
+            return Reply(400, "BadRequest", f"the model refused the rows: {text}")
+        if original == 413:
+            return Reply(413, "PayloadTooLarge", f"the model refused the payload size: {text}")
+        if original == 507:
+            return Reply(503, "EndpointBusy", f"the endpoint is out of memory: {text}", True)
+        return Reply(502, "EndpointError", f"the model failed (status {original}): {text}")
+    if code in _THROTTLING:
+        return Reply(503, "EndpointBusy", f"{code}: {message}", retry_after=True)
+    if code == "ValidationError" and "model data" in message.lower():
+        return Reply(502, "TargetModelGone", message)
+    return Reply(502, "EndpointError", f"{code or type(error).__name__}: {message}")
+
+
+def _s3_reader(uri: str) -> Callable[[], bytes]:
+    import boto3  # imported here so that importing the module for tests stays cheap
+
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket or not key:
+        raise ValueError(f"ROUTING_TABLE_URI must be s3://bucket/key, got {uri!r}")
+    client = boto3.client("s3")
+    missing = client.exceptions.NoSuchKey
+
+    def read() -> bytes:
+        try:
+            return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except missing:
+            raise TableMissing(uri) from None
+
+    return read
+
+
+_default: Invoker | None = None
+
+
+def _from_environment() -> Invoker:
+    import boto3
+    from botocore.config import Config
+
+    return Invoker(
+        # One quick retry: the caller has its own timeout and a throttle is answered with 503.
+        runtime=boto3.client(
+            "sagemaker-runtime", config=Config(retries={"max_attempts": 2, "mode": "standard"})
+        ),
+        endpoint_name=os.environ["ENDPOINT_NAME"],
+        read_table=_s3_reader(os.environ["ROUTING_TABLE_URI"]),
+        stage=os.environ.get("STAGE", ""),
+        ttl_seconds=float(os.environ.get("ROUTING_TTL_SECONDS", DEFAULT_TTL_SECONDS)),
+        max_payload_bytes=int(os.environ.get("MAX_PAYLOAD_BYTES", DEFAULT_MAX_PAYLOAD_BYTES)),
+    )
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The Lambda entry point: one Invoker per execution environment, reused across calls."""
+    global _default
+    if _default is None:
+        try:
+            _default = _from_environment()
+        except (KeyError, ValueError) as error:
+            log.exception("invoker misconfigured")
+            return _error_response(
+                Reply(502, "InvokerMisconfigured", f"the invoker is misconfigured: {error!r}")
+            )
+    return _default.handle(event)

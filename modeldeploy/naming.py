@@ -1,0 +1,132 @@
+"""Deploy-side names: stage prefixes, routing-table keys, endpoints and stacks.
+
+Names shared with the build side (project, bucket, model package group) come from
+`modelbuild.naming`, the one source of truth; this module only adds what deployment introduces.
+
+Scheme (project `mlops`, stage `dev`, dataset `breast-cancer`, package version 3):
+    multi-model prefix   s3://<bucket>/dev/models/            (the MME model's ModelDataUrl)
+    artifact             s3://<bucket>/dev/models/breast-cancer/3-<sha256[:12]>.tar.gz
+    target model         breast-cancer/3-<sha256[:12]>.tar.gz   (relative to the prefix)
+    routing table        s3://<bucket>/dev/routing/live.json      (outside the model prefix)
+    table revisions      s3://<bucket>/dev/routing/revisions/<n>.json
+    endpoint             mlops-dev
+    endpoint stack       sagemaker-mlops-deploy-dev
+
+A version key carries the artifact's checksum as well as the package version, so different bytes
+never reuse a key: SageMaker may keep serving an overwritten key from its cache.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from container.errors import InputError
+from modelbuild.naming import (
+    DEFAULT_PROJECT_NAME,
+    LOCAL_ACCOUNT,
+    check_bucket,
+    check_project_name,
+    local_bucket,
+    model_package_group_name,
+    s3_uri,
+    split_s3_uri,
+)
+
+__all__ = [
+    "DEFAULT_PROJECT_NAME",
+    "LOCAL_ACCOUNT",
+    "STAGES",
+    "artifact_key",
+    "check_stage",
+    "dataset_of_group",
+    "endpoint_name",
+    "local_bucket",
+    "model_package_group_name",
+    "model_prefix_uri",
+    "routing_revision_uri",
+    "routing_table_uri",
+    "s3_uri",
+    "split_s3_uri",
+    "stack_name",
+    "target_model",
+]
+
+# The stages the modeldeploy pipeline walks through, in order; the manual gate sits between.
+STAGES: Final = ("dev", "prod")
+STAGE_PATTERN: Final = r"[a-z][a-z0-9]{0,15}"
+# SageMaker EndpointName: [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}.
+ENDPOINT_NAME_PATTERN: Final = r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"
+# CloudFormation stack names: letters, digits and hyphens, starting with a letter, <= 128.
+STACK_NAME_PATTERN: Final = r"[a-zA-Z][-a-zA-Z0-9]{0,127}"
+MODELS_FOLDER: Final = "models"
+ROUTING_FOLDER: Final = "routing"
+ROUTING_LIVE_FILE: Final = "live.json"
+ROUTING_REVISIONS_FOLDER: Final = "revisions"
+ARTIFACT_SUFFIX: Final = ".tar.gz"
+CHECKSUM_PREFIX_LENGTH: Final = 12
+# The production variant the endpoint stack creates and the autoscaling target names.
+VARIANT_NAME: Final = "AllTraffic"
+
+
+def check_stage(stage: str) -> str:
+    if not re.fullmatch(STAGE_PATTERN, stage):
+        raise InputError(
+            f"stage '{stage}' must be 1-16 lowercase letters and digits, starting with a letter "
+            f"(the pipeline's stages are {', '.join(STAGES)})"
+        )
+    return stage
+
+
+def model_prefix_uri(bucket: str, stage: str) -> str:
+    """The multi-model endpoint's ModelDataUrl: every target model is a key below it."""
+    return s3_uri(check_bucket(bucket), f"{check_stage(stage)}/{MODELS_FOLDER}/")
+
+
+def target_model(dataset: str, package_version: int, sha256: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise InputError(f"'{sha256}' is not a hex sha256 digest", dataset=dataset)
+    if package_version < 1:
+        raise InputError(
+            f"model package version {package_version} is not positive", dataset=dataset
+        )
+    return f"{dataset}/{package_version}-{sha256[:CHECKSUM_PREFIX_LENGTH]}{ARTIFACT_SUFFIX}"
+
+
+def artifact_key(stage: str, target: str) -> str:
+    return f"{check_stage(stage)}/{MODELS_FOLDER}/{target}"
+
+
+def routing_table_uri(bucket: str, stage: str) -> str:
+    return s3_uri(
+        check_bucket(bucket), f"{check_stage(stage)}/{ROUTING_FOLDER}/{ROUTING_LIVE_FILE}"
+    )
+
+
+def routing_revision_uri(bucket: str, stage: str, revision: int) -> str:
+    return s3_uri(
+        check_bucket(bucket),
+        f"{check_stage(stage)}/{ROUTING_FOLDER}/{ROUTING_REVISIONS_FOLDER}/{revision:08d}.json",
+    )
+
+
+def endpoint_name(project: str, stage: str) -> str:
+    name = f"{check_project_name(project)}-{check_stage(stage)}"
+    if not re.fullmatch(ENDPOINT_NAME_PATTERN, name):
+        raise InputError(f"endpoint name '{name}' does not match {ENDPOINT_NAME_PATTERN}")
+    return name
+
+
+def stack_name(project: str, stage: str) -> str:
+    name = f"sagemaker-{check_project_name(project)}-deploy-{check_stage(stage)}"
+    if not re.fullmatch(STACK_NAME_PATTERN, name):
+        raise InputError(f"stack name '{name}' does not match {STACK_NAME_PATTERN}")
+    return name
+
+
+def dataset_of_group(project: str, group: str) -> str | None:
+    """The dataset a model package group belongs to, or None if the group is not the project's."""
+    prefix = f"{check_project_name(project)}-"
+    if not group.startswith(prefix) or len(group) == len(prefix):
+        return None
+    return group[len(prefix) :]

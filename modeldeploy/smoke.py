@@ -1,0 +1,116 @@
+"""The smoke test of a deployed stage: one valid row per routed dataset, through the invoker.
+
+The row is built from the deployed artifact's own signature: for a numeric feature the median of
+the training data (the middle decile edge of its baseline, else its mean), for a categorical one
+its most frequent category. The answer must be a 200 holding one prediction whose label is one
+of the model's classes, probabilities that sum to one, and the model version the routing table
+says is live, both the package version and the checksum of the model file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from container.errors import InputError
+from modeldeploy.artifacts import verify_archive
+from modeldeploy.interfaces import NoSuchObject, Storage
+from modeldeploy.invoker import Invoker, request_event
+from modeldeploy.routing import Route, RoutingTable
+
+
+@dataclass(frozen=True)
+class SmokeResult:
+    dataset: str
+    ok: bool
+    message: str
+
+
+def example_record(signature: dict[str, Any]) -> dict[str, Any]:
+    """A row the model must accept, keyed by feature name, from the training baseline."""
+    baseline = signature.get("baseline") or {}
+    record: dict[str, Any] = {}
+    for feature in signature["schema"]["features"]:
+        name, stats = feature["name"], baseline.get(feature["name"]) or {}
+        if feature["kind"] == "numeric":
+            edges = stats.get("bin_edges") or []
+            if edges:
+                record[name] = edges[len(edges) // 2]
+            else:
+                record[name] = stats.get("mean", 0.0)
+        else:
+            shares = stats.get("category_shares") or {}
+            # No category seen: a missing value, which the fitted pipeline imputes.
+            record[name] = max(shares, key=shares.__getitem__) if shares else None
+    return record
+
+
+def _check(route: Route, signature: dict[str, Any], response: dict[str, Any]) -> str | None:
+    """What is wrong with the invoker's answer, or None."""
+    try:
+        body = json.loads(response["body"])
+    except (KeyError, ValueError):
+        return f"status {response.get('statusCode')} with an unreadable body"
+    if response["statusCode"] != 200:
+        return f"status {response['statusCode']}: {body.get('message', body)}"
+    predictions = body.get("predictions")
+    if not isinstance(predictions, list) or len(predictions) != 1:
+        return f"expected one prediction, got {predictions!r}"
+    classes = signature["schema"]["classes"]
+    label = predictions[0].get("label")
+    if label not in classes:
+        return f"label {label!r} is not one of the model's classes {classes}"
+    probabilities = predictions[0].get("probabilities") or {}
+    total = sum(probabilities.values())
+    if not math.isclose(total, 1.0, abs_tol=1e-6):
+        return f"probabilities sum to {total}, not 1"
+    if body.get("model_package_version") != route.model_package_version:
+        return (
+            f"answered by package version {body.get('model_package_version')}, "
+            f"but version {route.model_package_version} is live"
+        )
+    if body.get("model_version") != route.model_sha256:
+        return (
+            f"answered by model {str(body.get('model_version'))[:12]}..., but the live artifact "
+            f"holds {route.model_sha256[:12]}..."
+        )
+    return None
+
+
+def smoke_test(
+    table: RoutingTable,
+    storage: Storage,
+    invoker: Invoker,
+    datasets: list[str] | None = None,
+) -> list[SmokeResult]:
+    """One result per dataset: every routed one, or those named (a named one must be routed)."""
+    names = sorted(table.routes) if datasets is None else sorted(set(datasets))
+    results = []
+    for dataset in names:
+        route = table.routes.get(dataset)
+        if route is None:
+            results.append(SmokeResult(dataset, False, f"no live model in stage {table.stage}"))
+            continue
+        try:
+            with tempfile.TemporaryDirectory(prefix="smoke-") as scratch:
+                local = Path(scratch) / "model.tar.gz"
+                storage.download(route.model_data_url, local)
+                signature = verify_archive(local, route.model_data_url).signature
+        except (NoSuchObject, InputError) as error:
+            results.append(SmokeResult(dataset, False, f"live artifact unusable: {error}"))
+            continue
+        problem = _check(
+            route, signature, invoker.handle(request_event(dataset, [example_record(signature)]))
+        )
+        results.append(
+            SmokeResult(
+                dataset,
+                problem is None,
+                problem or f"version {route.model_package_version} answered correctly",
+            )
+        )
+    return results
