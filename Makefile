@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 DEMO_TRIALS ?= 12
 
+CHECKOV := $(VENV)/checkov/bin/checkov
+CHECKOV_VERSION := 3.3.30
+
 .PHONY: setup demo test lint bench clean
 
 setup: $(VENV)/.installed
@@ -17,17 +20,23 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/mme train --max-jobs $(DEMO_TRIALS)
+	$(BIN)/mme demo --max-jobs $(DEMO_TRIALS)
 
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
-	$(BIN)/pytest
+# checkov pins versions of boto3 and packaging that conflict with ours: it gets its own venv.
+$(CHECKOV): | $(VENV)/.installed
+	$(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+
+test: lint $(CHECKOV)
+	MME_REQUIRE_CHECKOV=1 $(BIN)/pytest
 
 bench: setup
 	$(BIN)/python benchmarks/bench_search.py
+	$(BIN)/python benchmarks/bench_local_pipeline.py
 
 clean:
 	rm -rf $(VENV) .mme .pytest_cache .ruff_cache
