@@ -6,9 +6,11 @@ listing executions or approving a model starts quickly.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +75,18 @@ def main(ctx: click.Context, home: Path, project_name: str) -> None:
     except InputError as error:
         raise click.BadParameter(error.problem, param_hint="--project-name") from None
     ctx.obj = Settings(LocalHome(home), project_name)
+    # Mounted groups (`mme endpoint`, `mme pipeline`) read these from the environment; click
+    # parses a subcommand's options after this callback, so `mme --home X endpoint ...` agrees.
+    for name, value in (("MME_HOME", str(home)), ("SAGEMAKER_PROJECT_NAME", project_name)):
+        ctx.call_on_close(partial(_restore_env, name, os.environ.get(name)))
+        os.environ[name] = value
+
+
+def _restore_env(name: str, previous: str | None) -> None:
+    if previous is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = previous
 
 
 # ---------------------------------------------------------------------------- run and demo

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -147,3 +148,18 @@ def test_every_command_has_help() -> None:
     for command in ("run", "demo", "executions", "steps", "models", "approve", "reject", "events"):
         result = CliRunner().invoke(main, [command, "--help"])
         assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_mounted_groups_follow_the_global_home_and_leave_the_environment_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modeldeploy import naming as deploy_naming
+
+    monkeypatch.delenv("MME_HOME", raising=False)
+    table = {"format": 1, "stage": "dev", "revision": 7, "updated_at": "", "datasets": {}}
+    uri = deploy_naming.routing_table_uri(deploy_naming.local_bucket("mme"), "dev")
+    LocalHome(tmp_path).s3.put_bytes(uri, json.dumps(table).encode())
+    result = mme(tmp_path, "endpoint", "table", "dev")
+    assert result.exit_code == 0, result.output
+    assert '"revision": 7' in result.output
+    assert "MME_HOME" not in os.environ
