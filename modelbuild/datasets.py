@@ -180,7 +180,9 @@ def _verified(dataset: Dataset, source: UrlSource, raw: bytes, origin: str) -> b
     data = normalize_csv(raw, source.columns)
     digest = hashlib.sha256(data).hexdigest()
     if digest != source.sha256:
-        raise InputError(
+        # Unavailable rather than plain bad input: a run over every dataset skips it with this
+        # message instead of failing the datasets whose data is fine.
+        raise DataUnavailableError(
             f"checksum mismatch: expected sha256 {source.sha256}, got {digest}",
             dataset=dataset.name,
             file=origin,
