@@ -8,7 +8,6 @@ refuses library versions other than the ones the model was fitted with.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -22,6 +21,7 @@ from typing import Any
 
 import joblib
 
+from container.checksum import sha256_file
 from container.errors import InputError
 from container.layout import MODEL_FILE, SIGNATURE_FILE
 from container.schema import Schema
@@ -39,14 +39,6 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "absent"
     return versions
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -598,6 +598,14 @@ def _deploy_on_approval(settings: Settings) -> Callable[[StateChangeEvent], None
     return hook
 
 
+_deploy_option = click.option(
+    "--deploy/--no-deploy",
+    default=True,
+    show_default=True,
+    help="Deploy the change to dev and smoke-test it, as EventBridge does on AWS.",
+)
+
+
 def _decide(
     ctx: click.Context, target: str, version: int | None, status: str, note: str, deploy: bool
 ) -> None:
@@ -626,12 +634,7 @@ def _decide(
 @click.argument("dataset")
 @click.argument("version", type=click.IntRange(1), required=False)
 @click.option("-d", "--description", default="", help="Approval description.")
-@click.option(
-    "--deploy/--no-deploy",
-    default=True,
-    show_default=True,
-    help="Deploy the change to dev and smoke-test it, as EventBridge does on AWS.",
-)
+@_deploy_option
 @click.pass_context
 def approve(
     ctx: click.Context, dataset: str, version: int | None, description: str, deploy: bool
@@ -644,12 +647,7 @@ def approve(
 @click.argument("dataset")
 @click.argument("version", type=click.IntRange(1), required=False)
 @click.option("-d", "--description", default="", help="Why it was rejected.")
-@click.option(
-    "--deploy/--no-deploy",
-    default=True,
-    show_default=True,
-    help="Deploy the change to dev and smoke-test it, as EventBridge does on AWS.",
-)
+@_deploy_option
 @click.pass_context
 def reject(
     ctx: click.Context, dataset: str, version: int | None, description: str, deploy: bool

@@ -17,26 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from container.errors import InputError
+from modelbuild import validate
 
-FUNCTIONS = ("Get", "Std:Join", "Std:JsonGet")
-EXECUTION_VARIABLES = (
-    "PipelineExecutionId",
-    "PipelineExecutionArn",
-    "PipelineName",
-    "PipelineArn",
-    "StartDateTime",
-    "CurrentDateTime",
-)
-CONDITIONS = (
-    "Equals",
-    "GreaterThan",
-    "GreaterThanOrEqualTo",
-    "LessThan",
-    "LessThanOrEqualTo",
-    "In",
-    "Not",
-    "Or",
-)
+# Exactly what the offline validator lets a definition use, so the two cannot drift apart.
+FUNCTIONS = ("Get", *sorted(validate.FUNCTIONS))
+EXECUTION_VARIABLES = tuple(sorted(validate.EXECUTION_VARIABLES))
+CONDITIONS = tuple(sorted(validate.CONDITION_TYPES))
 _STEP_REFERENCE = re.compile(r"^Steps\.([A-Za-z0-9_-]+)(?:\.(.+))?$")
 _PATH_TOKEN = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\['([^']*)'\]|\[\"([^\"]*)\"\]")
 

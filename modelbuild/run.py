@@ -14,7 +14,6 @@ SAGEMAKER_PROJECT_ID, SAGEMAKER_PIPELINE_ROLE_ARN, ARTIFACT_BUCKET, IMAGE_URI, A
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from container.checksum import sha256_file
 from container.errors import InputError
 from modelbuild import naming
 from modelbuild.datasets import CsvSource, Dataset, UrlSource, materialize
@@ -65,14 +65,6 @@ class Outcome:
         return self.status in ("Failed", "Stopped")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def staged_input(dataset: Dataset, bucket: str) -> StagedInput:
     """The content-addressed S3 location of a dataset, computed without any network access.
 
@@ -88,7 +80,7 @@ def staged_input(dataset: Dataset, bucket: str) -> StagedInput:
         key = naming.staged_data_key(dataset.name, source.sha256)
         return StagedInput(naming.s3_uri(bucket, key))
     local = materialize(dataset)
-    key = naming.staged_data_key(dataset.name, _sha256(local))
+    key = naming.staged_data_key(dataset.name, sha256_file(local))
     return StagedInput(naming.s3_uri(bucket, key), local)
 
 

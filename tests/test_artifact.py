@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from container.artifact import load_artifact, load_model_dir, pack, sha256_file
+from container.artifact import load_artifact, load_model_dir, pack
+from container.checksum import sha256_file
 from container.errors import InputError
 from container.layout import ARTIFACT_FILE, MODEL_FILE, SIGNATURE_FILE
 from container.train import train
