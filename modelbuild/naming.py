@@ -181,3 +181,102 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     if match is None:
         raise InputError(f"'{uri}' is not an s3://bucket/key URI")
     return match.group(1), match.group(2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Project template resources (template/project.yml). Appended for issue 6: the CloudFormation
+# template spells these with !Sub, and tests/test_template.py proves each spelling equals what
+# these functions compute, so the template, the IAM scoping and the code cannot drift apart.
+# ---------------------------------------------------------------------------------------------
+
+# IAM path of every role the project template creates: the launch role may create and pass
+# roles under this path only (arn:...:role/sagemaker-mme/*), never arbitrary roles.
+ROLE_PATH: Final = "/sagemaker-mme/"
+# SageMaker project ids look like p-abcdefghij12; the template's parameter pattern.
+PROJECT_ID_PATTERN: Final = r"[a-z0-9](-*[a-z0-9]){0,19}"
+# A parameter of the template can name this many datasets (one model package group each):
+# CloudFormation has no loop without a transform, so each dataset takes one slot.
+MAX_TEMPLATE_DATASETS: Final = 8
+# Seed repositories and their CodeBuild/CodePipeline purposes.
+MODELBUILD_REPO: Final = "modelbuild"
+MODELDEPLOY_REPO: Final = "modeldeploy"
+# Role purposes (the role name's last part) and what assumes each role.
+ROLE_PURPOSES: Final = {
+    "image-build": "codebuild.amazonaws.com",
+    "modelbuild": "codebuild.amazonaws.com",
+    "modeldeploy": "codebuild.amazonaws.com",
+    "pipeline": "sagemaker.amazonaws.com",
+    "model": "sagemaker.amazonaws.com",
+    "codepipeline": "codepipeline.amazonaws.com",
+    "cloudformation": "cloudformation.amazonaws.com",
+    "events": "events.amazonaws.com",
+}
+# CodeBuild project purposes: the image, the modelbuild run, the modeldeploy build and tests.
+CODEBUILD_PURPOSES: Final = ("image", "modelbuild", "modeldeploy-build", "modeldeploy-test")
+# The modeldeploy CodePipeline's stages, in order (DeployDev/DeployProd hold the stack update
+# and then the models + smoke test; ApproveProd is the manual gate).
+MODELDEPLOY_STAGES: Final = ("Source", "Build", "DeployDev", "ApproveProd", "DeployProd")
+MODELBUILD_STAGES: Final = ("Source", "BuildImage", "RunPipelines")
+
+
+def check_project_id(project_id: str) -> str:
+    if not re.fullmatch(PROJECT_ID_PATTERN, project_id):
+        raise InputError(
+            f"project id '{project_id}' must be 1-20 lowercase letters, digits and hyphens "
+            "(SageMaker generates ids like p-abcdefghij12)"
+        )
+    return project_id
+
+
+def artifact_bucket_name(project_id: str) -> str:
+    """The project bucket; the id (lowercase, unique) keeps it a valid, unlikely-taken name."""
+    return check_bucket(f"sagemaker-project-{check_project_id(project_id)}")
+
+
+def image_repository_name(project_id: str) -> str:
+    """The ECR repository: ECR names must be lowercase, project names need not be."""
+    return f"sagemaker-project-{check_project_id(project_id)}"
+
+
+def image_uri_parameter(project: str) -> str:
+    """SSM parameter the image build writes and the modeldeploy build reads (the serving image)."""
+    return f"/sagemaker-mme/{check_project_name(project)}/image-uri"
+
+
+def repository_name(project: str, repo: str) -> str:
+    """CodeCommit repository (CodeCommit mode): sagemaker-<project>-modelbuild|modeldeploy."""
+    if repo not in (MODELBUILD_REPO, MODELDEPLOY_REPO):
+        raise InputError(f"repository kind '{repo}' is not {MODELBUILD_REPO} or {MODELDEPLOY_REPO}")
+    return f"sagemaker-{check_project_name(project)}-{repo}"
+
+
+def codepipeline_name(project: str, repo: str) -> str:
+    return repository_name(project, repo)
+
+
+def codebuild_project_name(project: str, purpose: str) -> str:
+    if purpose not in CODEBUILD_PURPOSES:
+        raise InputError(f"CodeBuild purpose '{purpose}' is not one of {CODEBUILD_PURPOSES}")
+    return f"sagemaker-{check_project_name(project)}-{purpose}"
+
+
+def role_name(project_id: str, purpose: str) -> str:
+    """IAM role names are global to the account: the project id, unique, keeps them apart."""
+    if purpose not in ROLE_PURPOSES:
+        raise InputError(f"role purpose '{purpose}' is not one of {sorted(ROLE_PURPOSES)}")
+    name = f"sagemaker-mme-{check_project_id(project_id)}-{purpose}"
+    if len(name) > 64:
+        raise InputError(f"role name '{name}' is longer than IAM's 64 characters")
+    return name
+
+
+def role_arn(account: str, project_id: str, purpose: str, partition: str = "aws") -> str:
+    return f"arn:{partition}:iam::{account}:role{ROLE_PATH}{role_name(project_id, purpose)}"
+
+
+def notification_topic_name(project: str) -> str:
+    return f"sagemaker-{check_project_name(project)}-notifications"
+
+
+def event_rule_name(project: str, purpose: str) -> str:
+    return f"sagemaker-{check_project_name(project)}-{purpose}"
