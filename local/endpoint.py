@@ -43,7 +43,13 @@ from local.home import LocalHome
 from local.s3 import LocalS3
 from modeldeploy import naming
 from modeldeploy.invoker import Invoker, TableMissing
-from modeldeploy.local import endpoint_dir, endpoint_state_path, local_deployer, local_storage
+from modeldeploy.local import (
+    endpoint_dir,
+    endpoint_state_path,
+    local_deployer,
+    local_inference_log,
+    local_storage,
+)
 from modeldeploy.smoke import SmokeResult, smoke_test
 
 log = logging.getLogger("local.endpoint")
@@ -487,6 +493,7 @@ def local_invoker(
         endpoint_name=naming.endpoint_name(project, stage),
         read_table=read_table,
         stage=stage,
+        inference_log=local_inference_log(home),
     )
 
 

@@ -23,8 +23,9 @@ from modeldeploy import naming
 PACKAGE_DIR = Path(__file__).resolve().parent
 TEMPLATE = PACKAGE_DIR / "endpoint.yml"
 CONFIG_DIR = PACKAGE_DIR / "config"
-# The whole invoker Lambda: the handler, the routing table it reads, the package marker.
-INVOKER_MODULES = ("__init__.py", "invoker.py", "routing.py")
+# The whole invoker Lambda: the handler, the routing table it reads, its inference log, the
+# package marker.
+INVOKER_MODULES = ("__init__.py", "invoker.py", "routing.py", "inference_log.py")
 INVOKER_KEY_PREFIX = "modeldeploy/invoker"
 _INTEGER_PARAMETERS = (
     "EndpointInstanceCount",

@@ -1,4 +1,4 @@
-"""`endpoint` commands: deploy a stage, promote dev to prod, serve, invoke, smoke-test.
+"""`endpoint` commands: deploy a stage, promote dev to prod, serve, invoke, smoke-test, drift.
 
 Mounted into the project's `mme` CLI as `mme endpoint ...`; also runnable on its own as
 `python -m modeldeploy.cli ...` (what the modeldeploy CodeBuild stages call, with `--aws`).
@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -27,6 +27,9 @@ from modeldeploy import naming
 from modeldeploy.deploy import Deployer, DeployReport
 from modeldeploy.interfaces import Storage
 from modeldeploy.invoker import Invoker, TableMissing, request_event
+
+if TYPE_CHECKING:
+    from modeldeploy.drift_job import RecordReader
 
 DATASETS_ENV = "MME_DATASETS"
 
@@ -297,6 +300,107 @@ def invoke(
     if response["statusCode"] != 200:
         raise click.ClickException(f"{response['statusCode']} {body['error']}: {body['message']}")
     click.echo(json.dumps(body, indent=2))
+
+
+@endpoint.command()
+@click.argument("stage")
+@click.option("-d", "--dataset", "datasets", multiple=True, help="only these datasets")
+@click.option(
+    "--hours",
+    type=click.FloatRange(min=0, min_open=True),
+    default=24.0,
+    show_default=True,
+    help="the window: invocations logged in the last HOURS",
+)
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("drift"),
+    show_default=True,
+    help="reports go to OUTPUT_DIR/STAGE/DATASET/",
+)
+@click.option(
+    "--min-rows",
+    type=click.IntRange(min=1),
+    default=100,  # modeldeploy.drift.MIN_ROWS, not imported here: it needs numpy
+    show_default=True,
+    help="fewer logged values than this: the feature is not judged",
+)
+@click.option("--fail-on-drift", is_flag=True, help="exit 1 when any dataset drifts")
+@click.option(
+    "--publish-metrics", is_flag=True, help="with --aws: put the MME/Drift CloudWatch metrics"
+)
+@_target_options
+def drift(
+    stage: str,
+    datasets: tuple[str, ...],
+    hours: float,
+    output_dir: Path,
+    min_rows: int,
+    fail_on_drift: bool,
+    publish_metrics: bool,
+    home: Path,
+    project_name: str,
+    aws: bool,
+    bucket: str | None,
+) -> None:
+    """Compare STAGE's logged inputs with each live model's training baseline (PSI, KS)."""
+    import time
+
+    from modeldeploy import drift_job
+    from modeldeploy.drift import Thresholds
+
+    try:
+        target = _target(home, project_name, aws, bucket)
+        if publish_metrics and not aws:
+            raise click.UsageError("--publish-metrics needs --aws")
+        deployer = target.deployer()
+        table = deployer.read_table(naming.check_stage(stage))
+        names = list(datasets) or sorted(table.routes)
+        if not names:
+            raise InputError(f"stage {stage} routes no dataset: nothing to check for drift")
+        since = time.time() - hours * 3600
+        outcomes = drift_job.run(
+            deployer.storage,
+            table,
+            _record_reader(target, stage),
+            names,
+            since,
+            None,
+            output_dir,
+            Thresholds(min_rows=min_rows),
+        )
+        if publish_metrics:
+            import boto3
+
+            drift_job.publish_metrics(
+                boto3.client("cloudwatch"), stage, [outcome.report for outcome in outcomes]
+            )
+    except InputError as error:
+        raise _fail(error) from None
+    for outcome in outcomes:
+        report = outcome.report
+        flagged = ", ".join(report.drifted + report.warned) or "-"
+        click.echo(
+            f"{stage}  {report.dataset:<24} {report.status:<12} rows {report.rows:<7} "
+            f"max PSI {report.max_psi:.3f}  flagged: {flagged}  {outcome.files[0].parent}"
+        )
+    drifted = [outcome.report.dataset for outcome in outcomes if outcome.report.status == "drift"]
+    if fail_on_drift and drifted:
+        raise click.ClickException(f"stage {stage}: drift in {', '.join(drifted)}")
+
+
+def _record_reader(target: Target, stage: str) -> RecordReader:
+    """The inference log the stage's invoker writes: DynamoDB on AWS, SQLite locally."""
+    if target.aws:
+        from modeldeploy.inference_log import dynamodb_client, read_dynamodb
+
+        client, table = dynamodb_client(), naming.inference_log_table(target.project, stage)
+        return lambda dataset, since, until: read_dynamodb(client, table, dataset, since, until)
+    from modeldeploy.inference_log import local_log_path, read_local
+
+    path = local_log_path(target.home)
+    return lambda dataset, since, until: read_local(path, stage, dataset, since, until)
 
 
 @endpoint.command()

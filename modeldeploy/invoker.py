@@ -12,11 +12,16 @@ Errors answer {"error": <type>, "message": <what is wrong>}:
     405 not a POST; 413 payload over the limit; 502 the endpoint failed or answered nonsense;
     503 the endpoint throttles, is busy loading or is unavailable (with Retry-After).
 
-The routing table is cached for ROUTING_TTL_SECONDS. Standard library and boto3 only: this file
-and `modeldeploy/routing.py` are the whole Lambda package.
+The routing table is cached for ROUTING_TTL_SECONDS. Every invocation, answered or refused, is
+handed to the inference log (`modeldeploy.inference_log`) without waiting for it. Standard library
+and boto3 only: this file, `modeldeploy/routing.py` and `modeldeploy/inference_log.py` are the
+whole Lambda package.
 
 Environment: ENDPOINT_NAME, ROUTING_TABLE_URI (s3://bucket/<stage>/routing/live.json), STAGE,
-ROUTING_TTL_SECONDS (default 10), MAX_PAYLOAD_BYTES (default 6 MB, InvokeEndpoint's limit).
+ROUTING_TTL_SECONDS (default 10), MAX_PAYLOAD_BYTES (default 6 MB, InvokeEndpoint's limit);
+INFERENCE_LOG_TABLE (the DynamoDB table; unset: no log), INFERENCE_LOG_TTL_DAYS (default 30),
+INFERENCE_LOG_DRAIN_SECONDS (default 0.05: how long a call may wait for its record to be written
+before the Lambda freezes; 0 leaves it queued for the next call).
 """
 
 from __future__ import annotations
@@ -28,15 +33,29 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from modeldeploy.inference_log import (
+    DEFAULT_TTL_DAYS,
+    BackgroundLog,
+    DynamoDBSink,
+    InferenceLog,
+    InferenceRecord,
+    dynamodb_client,
+)
 from modeldeploy.routing import Route, RoutingTable, RoutingTableError
 
 log = logging.getLogger("modeldeploy.invoker")
 log.setLevel(logging.INFO)
 
 DEFAULT_TTL_SECONDS = 10.0
+DEFAULT_LOG_DRAIN_SECONDS = 0.05
+# Embedded Metric Format: a log line CloudWatch turns into a metric, with no API call.
+LOSS_METRIC_NAMESPACE = "MME/Invoker"
+LOSS_METRIC = "InferenceLogDropped"
 # InvokeEndpoint's own limit (botocore BodyBlob max); a larger body could never reach a model.
 DEFAULT_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 RETRY_AFTER_SECONDS = "2"
@@ -99,6 +118,18 @@ def _error_response(reply: Reply) -> dict[str, Any]:
     return _response(reply.status, {"error": reply.error, "message": reply.message}, extra)
 
 
+@dataclass
+class _Call:
+    """What one request got as far as, for its inference log record."""
+
+    dataset: str = ""
+    payload: bytes | None = None
+    content_type: str = ""
+    route: Route | None = None
+    answer: dict[str, Any] | None = None
+    error: str = ""
+
+
 class Invoker:
     def __init__(
         self,
@@ -110,6 +141,7 @@ class Invoker:
         ttl_seconds: float = DEFAULT_TTL_SECONDS,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         clock: Callable[[], float] = time.monotonic,
+        inference_log: InferenceLog | None = None,
     ) -> None:
         self.runtime = runtime
         self.endpoint_name = endpoint_name
@@ -118,33 +150,75 @@ class Invoker:
         self.ttl_seconds = ttl_seconds
         self.max_payload_bytes = max_payload_bytes
         self.clock = clock
+        self.inference_log = inference_log
         self._table: RoutingTable | None = None
         self._expires = float("-inf")
         self._lock = threading.Lock()
 
     def handle(self, event: dict[str, Any]) -> dict[str, Any]:
         """A Function URL event (payload 2.0) -> a Function URL response; never raises."""
+        started = time.perf_counter()
+        call = _Call()
         try:
-            return self._handle(event)
+            response = self._handle(event, call)
         except Reply as reply:
             if reply.status >= 500:
                 log.warning("%d %s: %s", reply.status, reply.error, reply.message)
-            return _error_response(reply)
+            call.error = f"{reply.error}: {reply.message}"
+            response = _error_response(reply)
         except Exception as error:  # a bug here must still answer with its reason
             log.exception("invoker failed")
-            return _error_response(
+            call.error = f"InternalError: {type(error).__name__}: {error}"
+            response = _error_response(
                 Reply(500, "InternalError", f"the invoker failed: {type(error).__name__}: {error}")
             )
+        if self.inference_log is not None:
+            self._log_call(self.inference_log, event, call, response, started)
+        return response
+
+    def _log_call(
+        self,
+        inference_log: InferenceLog,
+        event: dict[str, Any],
+        call: _Call,
+        response: dict[str, Any],
+        started: float,
+    ) -> None:
+        try:
+            route, answer = call.route, call.answer or {}
+            predictions = answer.get("predictions")
+            inference_log.record(
+                InferenceRecord(
+                    request_id=str(
+                        event.get("requestContext", {}).get("requestId") or uuid.uuid4().hex
+                    ),
+                    time=time.time(),
+                    stage=self.stage,
+                    dataset=call.dataset,
+                    status=int(response["statusCode"]),
+                    latency_ms=(time.perf_counter() - started) * 1000.0,
+                    content_type=call.content_type,
+                    inputs=call.payload.decode() if call.payload is not None else None,
+                    outputs=None if predictions is None else json.dumps(predictions),
+                    target_model=route.target_model if route else "",
+                    model_package_version=route.model_package_version if route else None,
+                    model_version=str(answer.get("model_version") or ""),
+                    error=call.error,
+                )
+            )
+        except Exception:  # the log is never worth a prediction
+            log.exception("could not build the inference log record")
 
     # -- request -------------------------------------------------------------------------------
 
-    def _handle(self, event: dict[str, Any]) -> dict[str, Any]:
+    def _handle(self, event: dict[str, Any], call: _Call) -> dict[str, Any]:
         method = event.get("requestContext", {}).get("http", {}).get("method", "POST")
         if method != "POST":
             raise Reply(405, "MethodNotAllowed", f"use POST, not {method}")
         raw = self._raw_body(event)
         dataset, payload, content_type = self._parse(raw)
-        route = self._route(dataset)
+        call.dataset, call.payload, call.content_type = dataset, payload, content_type
+        route = call.route = self._route(dataset)
         try:
             answer = self._invoke(route, payload, content_type)
         except Reply as reply:
@@ -154,7 +228,9 @@ class Invoker:
             fresh = self._route(dataset, refresh=True)
             if fresh.target_model == route.target_model:
                 raise Reply(502, "EndpointError", reply.message) from None
-            route, answer = fresh, self._invoke(fresh, payload, content_type)
+            route = call.route = fresh
+            answer = self._invoke(fresh, payload, content_type)
+        call.answer = answer
         return _response(
             200,
             {
@@ -355,6 +431,14 @@ def _s3_reader(uri: str) -> Callable[[], bytes]:
 _default: Invoker | None = None
 
 
+def _inference_log_from_environment() -> BackgroundLog | None:
+    table = os.environ.get("INFERENCE_LOG_TABLE")
+    if not table:
+        return None
+    ttl_days = float(os.environ.get("INFERENCE_LOG_TTL_DAYS", DEFAULT_TTL_DAYS))
+    return BackgroundLog(DynamoDBSink(table, dynamodb_client(), ttl_days))
+
+
 def _from_environment() -> Invoker:
     import boto3
     from botocore.config import Config
@@ -369,7 +453,41 @@ def _from_environment() -> Invoker:
         stage=os.environ.get("STAGE", ""),
         ttl_seconds=float(os.environ.get("ROUTING_TTL_SECONDS", DEFAULT_TTL_SECONDS)),
         max_payload_bytes=int(os.environ.get("MAX_PAYLOAD_BYTES", DEFAULT_MAX_PAYLOAD_BYTES)),
+        inference_log=_inference_log_from_environment(),
     )
+
+
+_reported_losses = 0
+
+
+def _after_call(inference_log: BackgroundLog) -> None:
+    """Give the record a moment to reach the store, then publish any new losses as a metric."""
+    global _reported_losses
+    inference_log.drain(
+        float(os.environ.get("INFERENCE_LOG_DRAIN_SECONDS", DEFAULT_LOG_DRAIN_SECONDS))
+    )
+    dropped = inference_log.stats().dropped
+    if dropped > _reported_losses:
+        print(json.dumps(_loss_metric(dropped - _reported_losses)))
+        _reported_losses = dropped
+
+
+def _loss_metric(count: int) -> dict[str, Any]:
+    stage = os.environ.get("STAGE", "")
+    return {
+        "_aws": {
+            "Timestamp": int(time.time() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": LOSS_METRIC_NAMESPACE,
+                    "Dimensions": [["Stage"]],
+                    "Metrics": [{"Name": LOSS_METRIC, "Unit": "Count"}],
+                }
+            ],
+        },
+        "Stage": stage,
+        LOSS_METRIC: count,
+    }
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -383,4 +501,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             return _error_response(
                 Reply(502, "InvokerMisconfigured", f"the invoker is misconfigured: {error!r}")
             )
-    return _default.handle(event)
+    response = _default.handle(event)
+    if isinstance(_default.inference_log, BackgroundLog):
+        _after_call(_default.inference_log)
+    return response

@@ -1,8 +1,9 @@
 """The deploy side on the local runtime: storage, registry, locking and the approval hook.
 
 The local state root (`local.home`: `--home`, `MME_HOME`, default `.mme/`) holds the local S3
-and the registry; deployment adds `deploy.lock`, and the endpoint keeps its model cache, its
-container's log and its address under `endpoint/`. Every function takes the home as a parameter.
+and the registry; deployment adds `deploy.lock`, the invoker its inference log
+`inference.sqlite`, and the endpoint keeps its model cache, its container's log and its address
+under `endpoint/`. Every function takes the home as a parameter.
 
 `on_model_package_event` is what EventBridge does on AWS: subscribe it to the registry,
 
@@ -13,7 +14,9 @@ and approving (or rejecting) a version deploys that dataset to dev and smoke-tes
 
 from __future__ import annotations
 
+import atexit
 import fcntl
+import functools
 import logging
 import re
 import shutil
@@ -30,6 +33,7 @@ from local.s3 import LocalS3
 from modeldeploy import naming
 from modeldeploy.artifacts import sha256_path
 from modeldeploy.deploy import Deployer, DeployReport
+from modeldeploy.inference_log import BackgroundLog, SQLiteSink, local_log_path
 from modeldeploy.interfaces import ModelPackageRef, NoSuchObject, RegistryError
 from modeldeploy.smoke import SmokeResult
 
@@ -111,6 +115,25 @@ class LocalRegistry:
         except LocalRegistryError as error:
             raise RegistryError(f"cannot look up {arn}: {error}") from None
         return any(package.arn == arn for package in approved)
+
+
+# How long a command that invoked the endpoint waits, on exit, for its last records.
+EXIT_DRAIN_SECONDS = 5.0
+
+
+@functools.cache
+def _inference_log(path: Path) -> BackgroundLog:
+    log_ = BackgroundLog(SQLiteSink(path))
+    # The writer is a daemon thread: a short-lived command (invoke, smoke) would otherwise exit
+    # with its records still queued.
+    atexit.register(log_.drain, EXIT_DRAIN_SECONDS)
+    return log_
+
+
+def local_inference_log(home: Path) -> BackgroundLog:
+    """The home's inference log (`<home>/inference.sqlite`): one writer per process and file,
+    shared by every stage's invoker."""
+    return _inference_log(local_log_path(home).resolve())
 
 
 def local_storage(home: Path) -> LocalStorage:

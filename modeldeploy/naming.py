@@ -11,6 +11,7 @@ Scheme (project `mlops`, stage `dev`, dataset `breast-cancer`, package version 3
     table revisions      s3://<bucket>/dev/routing/revisions/<n>.json
     endpoint             mlops-dev
     endpoint stack       sagemaker-mlops-deploy-dev
+    inference log        mlops-dev-inference-log                  (DynamoDB, per stage)
 
 A version key carries the artifact's checksum as well as the package version, so different bytes
 never reuse a key: SageMaker may keep serving an overwritten key from its cache.
@@ -41,6 +42,7 @@ __all__ = [
     "check_stage",
     "dataset_of_group",
     "endpoint_name",
+    "inference_log_table",
     "local_bucket",
     "model_package_group_name",
     "model_prefix_uri",
@@ -117,6 +119,11 @@ def endpoint_name(project: str, stage: str) -> str:
     return name
 
 
+def inference_log_table(project: str, stage: str) -> str:
+    """The stage's DynamoDB inference log (created by the endpoint stack)."""
+    return f"{endpoint_name(project, stage)}-inference-log"
+
+
 def stack_name(project: str, stage: str) -> str:
     name = f"sagemaker-{check_project_name(project)}-deploy-{check_stage(stage)}"
     if not re.fullmatch(STACK_NAME_PATTERN, name):
@@ -130,3 +137,19 @@ def dataset_of_group(project: str, group: str) -> str | None:
     if not group.startswith(prefix) or len(group) == len(prefix):
         return None
     return group[len(prefix) :]
+
+
+# ---------------------------------------------------------------------------------------------
+# The project template's modeldeploy CodePipeline (template/project.yml). Appended for issue 6;
+# tests/test_template.py checks the template against these.
+# ---------------------------------------------------------------------------------------------
+
+# The environment variable buildspecs/modeldeploy.yml switches on, per pipeline action.
+DEPLOY_STAGE_ENV: Final = "DEPLOY_STAGE"
+# The build action's output: what each CloudFormation deploy action reads.
+ENDPOINT_TEMPLATE_FILE: Final = "endpoint.yml"
+
+
+def config_export_file(stage: str) -> str:
+    """The TemplateConfiguration file `python -m modeldeploy.cli build` writes for a stage."""
+    return f"{check_stage(stage)}-config-export.json"
