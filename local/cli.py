@@ -24,6 +24,7 @@ from local.home import DEFAULT_HOME, LocalHome
 from modelbuild import naming
 from modelbuild.cli import pipeline
 from modeldeploy.cli import endpoint
+from template.cli import template
 
 if TYPE_CHECKING:
     from local.registry import ModelPackage, StateChangeEvent
@@ -684,6 +685,7 @@ def events(ctx: click.Context, after: int) -> None:
 
 main.add_command(pipeline)
 main.add_command(endpoint)
+main.add_command(template)
 
 
 if __name__ == "__main__":
