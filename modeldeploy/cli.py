@@ -170,10 +170,16 @@ def endpoint() -> None:
 @endpoint.command()
 @click.argument("stage")
 @click.option("-d", "--dataset", "datasets", multiple=True, help="deploy only these datasets")
+@click.option(
+    "--canary",
+    is_flag=True,
+    help="place a newer version as canary next to the live one (weight: the stage config's)",
+)
 @_target_options
 def deploy(
     stage: str,
     datasets: tuple[str, ...],
+    canary: bool,
     home: Path,
     project_name: str,
     aws: bool,
@@ -185,7 +191,12 @@ def deploy(
         with target.locked():
             deployer = target.deployer()
             names = _datasets(datasets, list(deployer.read_table(stage).routes))
-            report = deployer.deploy(stage, names)
+            weight = None
+            if canary:
+                from modeldeploy.canary import load_policy
+
+                weight = load_policy(naming.check_stage(stage)).weight
+            report = deployer.deploy(stage, names, canary_weight=weight)
         _print_report(report)
         report.raise_for_failures()
     except InputError as error:
@@ -208,6 +219,52 @@ def promote(
         report.raise_for_failures()
     except InputError as error:
         raise _fail(error) from None
+
+
+@endpoint.command("canary")
+@click.argument("stage")
+@click.option("-d", "--dataset", "datasets", multiple=True, help="only these datasets")
+@_target_options
+def canary_command(
+    stage: str,
+    datasets: tuple[str, ...],
+    home: Path,
+    project_name: str,
+    aws: bool,
+    bucket: str | None,
+) -> None:
+    """Judge each canary of STAGE from the inference log; promote, roll back or wait."""
+    from modeldeploy import canary
+
+    try:
+        target = _target(home, project_name, aws, bucket)
+        policy = canary.load_policy(naming.check_stage(stage))
+        with target.locked():
+            outcomes = canary.run(
+                target.deployer(), stage, _all_records(target, stage), policy, datasets or None
+            )
+    except InputError as error:
+        raise _fail(error) from None
+    if not outcomes:
+        click.echo(f"{stage}: no canary to judge")
+    for outcome in outcomes:
+        click.echo(f"{stage}  {outcome.dataset:<24} {outcome.decision.action:<9}")
+        _print_report(outcome.report)
+
+
+def _all_records(target: Target, stage: str) -> Callable[[str, float], Any]:
+    """The stage's inference log, failed calls included (a canary is judged on its errors)."""
+    if target.aws:
+        from modeldeploy.inference_log import dynamodb_client, read_dynamodb
+
+        client, name = dynamodb_client(), naming.inference_log_table(target.project, stage)
+        return lambda dataset, since: read_dynamodb(
+            client, name, dataset, since, include_errors=True
+        )
+    from modeldeploy.inference_log import local_log_path, read_local
+
+    path = local_log_path(target.home)
+    return lambda dataset, since: read_local(path, stage, dataset, since, include_errors=True)
 
 
 @endpoint.command()

@@ -16,6 +16,11 @@ in through `modeldeploy.interfaces`. For each dataset of a stage:
 
 Rejecting the live version makes the next run pick the latest remaining approved one (a
 rollback); a group with no approved version is removed from routing with a log line saying so.
+Canary mode (`deploy(..., canary_weight=w)`, per-model canary, `modeldeploy.canary`): a newer
+approved version of a dataset that already has a live one is placed as the route's canary (same
+copy and verification) instead of replacing it; `conclude_canary` later promotes it or rolls it
+back with the same table swap.
+
 Running twice changes nothing the second time: the table is rewritten only when a route changed,
 and an artifact already in place under its versioned key is not copied again. A failure for one
 dataset (registry unreachable, corrupt artifact) leaves that dataset's route as it was and is
@@ -27,10 +32,10 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from container.errors import InputError
 from modeldeploy import naming
@@ -38,9 +43,14 @@ from modeldeploy.artifacts import verify_archive
 from modeldeploy.interfaces import ModelPackageRef, ModelRegistry, NoSuchObject, Storage
 from modeldeploy.routing import Route, RoutingTable, RoutingTableError
 
+if TYPE_CHECKING:
+    from modeldeploy.canary import Decision
+
 log = logging.getLogger("modeldeploy")
 
-Action = Literal["deployed", "rolled back", "unchanged", "removed", "not routed", "failed"]
+Action = Literal[
+    "deployed", "canary", "promoted", "rolled back", "unchanged", "removed", "not routed", "failed"
+]
 ROUTING_CONTENT_TYPE = "application/json"
 
 
@@ -121,9 +131,17 @@ class Deployer:
             # Refuse rather than start over: a fresh table would drop every live route.
             raise DeployError(f"{error}; fix or remove it before deploying") from None
 
-    def deploy(self, stage: str, datasets: Iterable[str]) -> DeployReport:
-        """Route each dataset to the latest Approved version of its model package group."""
+    def deploy(
+        self, stage: str, datasets: Iterable[str], *, canary_weight: float | None = None
+    ) -> DeployReport:
+        """Route each dataset to the latest Approved version of its model package group.
+
+        With `canary_weight` (0 < w < 1) a newer version of a dataset that has a live one is
+        placed as its canary, served that share of the requests, instead of replacing it.
+        """
         naming.check_stage(stage)
+        if canary_weight is not None and not 0 < canary_weight < 1:
+            raise InputError(f"the canary weight must lie between 0 and 1, got {canary_weight}")
         wanted: dict[str, Wanted] = {}
         for dataset in sorted(set(datasets)):
             group = naming.model_package_group_name(self.project, dataset)
@@ -135,7 +153,7 @@ class Deployer:
             wanted[dataset] = (
                 latest if latest else Absent(f"group {group} has no approved model package")
             )
-        return self._apply(stage, wanted)
+        return self._apply(stage, wanted, canary_weight)
 
     def promote(self, source_stage: str, target_stage: str) -> DeployReport:
         """Make the target stage serve exactly what the source stage serves (the manual gate)."""
@@ -175,14 +193,73 @@ class Deployer:
 
     # -- the algorithm -------------------------------------------------------------------------
 
-    def _apply(self, stage: str, wanted: dict[str, Wanted]) -> DeployReport:
+    def conclude_canary(self, stage: str, dataset: str, decision: Decision) -> DeployReport:
+        """Apply a canary decision: promote (the canary goes live, the old live version becomes
+        the rollback artifact), roll back (the canary is dropped and its artifact deleted) or
+        wait. Without a canary, or when the canary is no longer the one decided on, nothing
+        changes, so running it again is harmless."""
+        naming.check_stage(stage)
+        table = self.read_table(stage)
+        routes = dict(table.routes)
+        current = routes.get(dataset)
+        canary = current.canary if current else None
+        if current is None or canary is None:
+            change = Change(dataset, "unchanged", "no canary", current)
+        elif decision.target_model and decision.target_model != canary.target_model:
+            change = Change(
+                dataset,
+                "unchanged",
+                f"the canary is now {canary.target_model}, not {decision.target_model} "
+                "as evaluated; evaluate again",
+                current,
+            )
+        elif decision.action == "promote":
+            previous = (
+                current.without_previous()
+                if self.registry.is_approved(current.model_package_arn)
+                else None
+            )
+            route = replace(canary, previous=previous, canary=None, canary_weight=0.0)
+            change = Change(
+                dataset,
+                "promoted",
+                f"canary version {canary.model_package_version} promoted to live "
+                f"(was version {current.model_package_version}): {decision.reason}",
+                route,
+            )
+        elif decision.action == "rollback":
+            change = Change(
+                dataset,
+                "rolled back",
+                f"canary version {canary.model_package_version} rolled back; version "
+                f"{current.model_package_version} stays live: {decision.reason}",
+                current.without_canary(),
+            )
+        else:
+            change = Change(
+                dataset,
+                "unchanged",
+                f"canary version {canary.model_package_version} stays canary: {decision.reason}",
+                current,
+            )
+        log.info("stage %s: dataset %s: %s", stage, dataset, change.message)
+        if change.route is not None:
+            routes[dataset] = change.route
+        report = DeployReport(stage, table.revision, table_written=False, changes=[change])
+        self._swap(table, routes, report)
+        report.deleted += self._collect(stage, dataset, routes.get(dataset))
+        return report
+
+    def _apply(
+        self, stage: str, wanted: dict[str, Wanted], canary_weight: float | None = None
+    ) -> DeployReport:
         table = self.read_table(stage)
         routes = dict(table.routes)
         changes = []
         for dataset, package in wanted.items():
-            change = self._decide(stage, dataset, package, table.routes.get(dataset))
+            change = self._decide(stage, dataset, package, table.routes.get(dataset), canary_weight)
             changes.append(change)
-            if change.action in ("deployed", "rolled back", "unchanged"):
+            if change.action in ("deployed", "canary", "rolled back", "unchanged"):
                 assert change.route is not None
                 routes[dataset] = change.route
             elif change.action in ("removed", "not routed"):
@@ -194,6 +271,16 @@ class Deployer:
                 log.info(log_line)
 
         report = DeployReport(stage, table.revision, table_written=False, changes=changes)
+        self._swap(table, routes, report)
+        failed = {change.dataset for change in report.failures}
+        for dataset in wanted:
+            if dataset not in failed:
+                report.deleted += self._collect(stage, dataset, routes.get(dataset))
+        return report
+
+    def _swap(self, table: RoutingTable, routes: dict[str, Route], report: DeployReport) -> None:
+        """Write a new revision and swap it live, if any route changed."""
+        stage = table.stage
         if routes != table.routes:
             new_table = RoutingTable(stage, table.revision + 1, self.clock(), routes)
             data = new_table.to_json()
@@ -207,13 +294,14 @@ class Deployer:
             report.revision, report.table_written = new_table.revision, True
             log.info("stage %s: routing table revision %d is live", stage, new_table.revision)
 
-        failed = {change.dataset for change in report.failures}
-        for dataset in wanted:
-            if dataset not in failed:
-                report.deleted += self._collect(stage, dataset, routes.get(dataset))
-        return report
-
-    def _decide(self, stage: str, dataset: str, package: Wanted, current: Route | None) -> Change:
+    def _decide(
+        self,
+        stage: str,
+        dataset: str,
+        package: Wanted,
+        current: Route | None,
+        canary_weight: float | None = None,
+    ) -> Change:
         if isinstance(package, Exception):
             kept = f"; version {current.model_package_version} stays live" if current else ""
             return Change(dataset, "failed", f"{package}{kept}", current)
@@ -232,12 +320,27 @@ class Deployer:
                 and current.model_package_arn == package.arn
                 and self.storage.exists(current.model_data_url)
             ):
+                if current.canary is not None:
+                    # The latest approved version is the live one: the canary's was rejected.
+                    return Change(
+                        dataset,
+                        "rolled back",
+                        f"canary version {current.canary.model_package_version} is not the "
+                        f"latest approved version; removed, version {package.version} stays live",
+                        self._prune_previous(current.without_canary()),
+                    )
                 return Change(
                     dataset,
                     "unchanged",
                     f"version {package.version} is already live ({current.target_model})",
                     self._prune_previous(current),
                 )
+            if (
+                canary_weight is not None
+                and current is not None
+                and package.version > current.model_package_version
+            ):
+                return self._decide_canary(stage, dataset, package, current, canary_weight)
             route = self._place(stage, dataset, package, current)
         except InputError as error:
             kept = f"; version {current.model_package_version} stays live" if current else ""
@@ -249,6 +352,42 @@ class Deployer:
             "rolled back" if rolled_back else "deployed",
             f"{verb} version {package.version} as {route.target_model}"
             + (f" (was version {current.model_package_version})" if current else ""),
+            route,
+        )
+
+    def _decide_canary(
+        self,
+        stage: str,
+        dataset: str,
+        package: ModelPackageRef,
+        current: Route,
+        canary_weight: float,
+    ) -> Change:
+        """Place the package as the canary next to the live version (raises InputError)."""
+        canary = current.canary
+        if (
+            canary is not None
+            and canary.model_package_arn == package.arn
+            and self.storage.exists(canary.model_data_url)
+        ):
+            return Change(
+                dataset,
+                "unchanged",
+                f"version {package.version} is already canary ({canary.target_model}) next to "
+                f"live version {current.model_package_version}",
+                self._prune_previous(current),
+            )
+        placed = self._place(stage, dataset, package, None)
+        route = replace(
+            self._prune_previous(current),
+            canary=placed.without_previous(),
+            canary_weight=canary_weight,
+        )
+        return Change(
+            dataset,
+            "canary",
+            f"version {package.version} placed as canary ({placed.target_model}, weight "
+            f"{canary_weight:g}) next to live version {current.model_package_version}",
             route,
         )
 
@@ -304,15 +443,18 @@ class Deployer:
         """Drop the rollback artifact once its package is no longer approved."""
         if route.previous is None or self.registry.is_approved(route.previous.model_package_arn):
             return route
-        return route.without_previous()
+        return replace(route, previous=None)
 
     def _collect(self, stage: str, dataset: str, route: Route | None) -> list[str]:
-        """Delete the dataset's artifacts that neither the live route nor its rollback names."""
+        """Delete the dataset's artifacts that neither the live route, its rollback nor its
+        canary names."""
         keep = set()
         if route is not None:
             keep.add(route.model_data_url)
             if route.previous is not None:
                 keep.add(route.previous.model_data_url)
+            if route.canary is not None:
+                keep.add(route.canary.model_data_url)
         prefix = naming.s3_uri(self.bucket, naming.artifact_key(stage, f"{dataset}/"))
         deleted = [uri for uri in self.storage.list(prefix) if uri not in keep]
         for uri in deleted:

@@ -249,16 +249,24 @@ class SQLiteSink:
 
 
 def read_local(
-    path: Path, stage: str, dataset: str, since: float, until: float | None = None
+    path: Path,
+    stage: str,
+    dataset: str,
+    since: float,
+    until: float | None = None,
+    *,
+    include_errors: bool = False,
 ) -> Iterator[InferenceRecord]:
-    """The successful invocations of a dataset in a stage from `since` (epoch seconds) on."""
+    """The successful invocations of a dataset in a stage from `since` (epoch seconds) on;
+    with `include_errors` the refused and failed ones too."""
     if not path.is_file():
         return
+    status = "" if include_errors else "AND status = 200 "
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
     try:
         rows = connection.execute(
             f"SELECT {', '.join(_COLUMNS)} FROM inference_log "
-            "WHERE stage = ? AND dataset = ? AND status = 200 AND time >= ? AND time < ? "
+            f"WHERE stage = ? AND dataset = ? {status}AND time >= ? AND time < ? "
             "ORDER BY time",
             (stage, dataset, since, until if until is not None else float("inf")),
         )
@@ -343,9 +351,16 @@ def dynamodb_client(timeout_seconds: float = 1.0) -> Any:
 
 
 def read_dynamodb(
-    client: Any, table: str, dataset: str, since: float, until: float | None = None
+    client: Any,
+    table: str,
+    dataset: str,
+    since: float,
+    until: float | None = None,
+    *,
+    include_errors: bool = False,
 ) -> Iterator[InferenceRecord]:
-    """The successful invocations of a dataset from `since` on, in time order."""
+    """The successful invocations of a dataset from `since` on, in time order; with
+    `include_errors` the refused and failed ones too."""
     upper = f"{int((until if until is not None else 9_999_999_999) * 1000):013d}#~"
     arguments: dict[str, Any] = {
         "TableName": table,
@@ -359,6 +374,9 @@ def read_dynamodb(
             ":ok": {"N": "200"},
         },
     }
+    if include_errors:
+        del arguments["FilterExpression"], arguments["ExpressionAttributeNames"]
+        del arguments["ExpressionAttributeValues"][":ok"]
     while True:
         page = client.query(**arguments)
         for item in page.get("Items", []):

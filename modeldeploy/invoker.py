@@ -12,6 +12,8 @@ Errors answer {"error": <type>, "message": <what is wrong>}:
     405 not a POST; 413 payload over the limit; 502 the endpoint failed or answered nonsense;
     503 the endpoint throttles, is busy loading or is unavailable (with Retry-After).
 
+A dataset whose route has a canary sends a `canary_weight` share of its requests (at random) to
+the canary target; the answer and the log record name the version that answered.
 The routing table is cached for ROUTING_TTL_SECONDS. Every invocation, answered or refused, is
 handed to the inference log (`modeldeploy.inference_log`) without waiting for it. Standard library
 and boto3 only: this file, `modeldeploy/routing.py` and `modeldeploy/inference_log.py` are the
@@ -31,6 +33,7 @@ import binascii
 import json
 import logging
 import os
+import random
 import threading
 import time
 import uuid
@@ -142,6 +145,7 @@ class Invoker:
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         clock: Callable[[], float] = time.monotonic,
         inference_log: InferenceLog | None = None,
+        rng: Callable[[], float] = random.random,
     ) -> None:
         self.runtime = runtime
         self.endpoint_name = endpoint_name
@@ -151,6 +155,7 @@ class Invoker:
         self.max_payload_bytes = max_payload_bytes
         self.clock = clock
         self.inference_log = inference_log
+        self.rng = rng
         self._table: RoutingTable | None = None
         self._expires = float("-inf")
         self._lock = threading.Lock()
@@ -218,14 +223,14 @@ class Invoker:
         raw = self._raw_body(event)
         dataset, payload, content_type = self._parse(raw)
         call.dataset, call.payload, call.content_type = dataset, payload, content_type
-        route = call.route = self._route(dataset)
+        route = call.route = self._target(self._route(dataset))
         try:
             answer = self._invoke(route, payload, content_type)
         except Reply as reply:
             # A target that vanished means the table moved on since it was cached: refresh once.
             if reply.error != "TargetModelGone":
                 raise
-            fresh = self._route(dataset, refresh=True)
+            fresh = self._target(self._route(dataset, refresh=True))
             if fresh.target_model == route.target_model:
                 raise Reply(502, "EndpointError", reply.message) from None
             route = call.route = fresh
@@ -337,6 +342,12 @@ class Invoker:
                 f"dataset '{dataset}' is unknown or has no live model in this stage "
                 f"(datasets with a live model: {live})",
             )
+        return route
+
+    def _target(self, route: Route) -> Route:
+        """The route's canary for a `canary_weight` share of the calls, else the live target."""
+        if route.canary is not None and self.rng() < route.canary_weight:
+            return route.canary
         return route
 
     # -- the endpoint --------------------------------------------------------------------------

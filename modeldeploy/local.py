@@ -163,10 +163,14 @@ def deploy_lock(home: Path) -> Iterator[None]:
 
 
 def deploy_stage(
-    home: Path, stage: str, datasets: list[str], project: str = naming.DEFAULT_PROJECT_NAME
+    home: Path,
+    stage: str,
+    datasets: list[str],
+    project: str = naming.DEFAULT_PROJECT_NAME,
+    canary_weight: float | None = None,
 ) -> DeployReport:
     with deploy_lock(home):
-        return local_deployer(home, project).deploy(stage, datasets)
+        return local_deployer(home, project).deploy(stage, datasets, canary_weight=canary_weight)
 
 
 def promote(

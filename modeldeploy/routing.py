@@ -13,9 +13,15 @@ Lambda ships this module and nothing heavier. One JSON document per stage:
          "model_sha256": "<sha256 of model.joblib: the model_version the container answers>",
          "source_model_data_url": "<the registered artifact>",
          "deployed_at": "...",
-         "previous": {<the same fields, "previous": null>} | null}}}
+         "previous": {<the same fields, "previous": null>} | null,
+         "canary": {<the same fields, "previous": null>},     optional
+         "canary_weight": 0.1}}}                               optional, with canary
 
 `previous` names the artifact kept for rollback; it only ever names a still-approved package.
+`canary` (per-model canary, `modeldeploy.canary`) names a newly approved version served next to
+the live one for a `canary_weight` share (0 < w < 1) of the dataset's requests until it is
+promoted or rolled back. Both keys are absent when there is no canary, so a table without
+canaries reads and writes exactly as before.
 """
 
 from __future__ import annotations
@@ -52,14 +58,23 @@ class Route:
     source_model_data_url: str
     deployed_at: str
     previous: Route | None = None
+    canary: Route | None = None
+    canary_weight: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {name: getattr(self, name) for name in _ROUTE_FIELDS}
         data["previous"] = self.previous.to_dict() if self.previous else None
+        if self.canary is not None:
+            data["canary"] = self.canary.to_dict()
+            data["canary_weight"] = self.canary_weight
         return data
 
     def without_previous(self) -> Route:
-        return replace(self, previous=None)
+        """The bare target: no rollback artifact and no canary."""
+        return replace(self, previous=None, canary=None, canary_weight=0.0)
+
+    def without_canary(self) -> Route:
+        return replace(self, canary=None, canary_weight=0.0)
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> Route:
@@ -76,6 +91,19 @@ class Route:
         values["previous"] = (
             None if previous is None else cls.from_dict(previous, f"{where}.previous")
         )
+        canary = data.get("canary")
+        if canary is not None:
+            weight = data.get("canary_weight")
+            if (
+                not isinstance(weight, int | float)
+                or isinstance(weight, bool)
+                or not 0 < weight < 1
+            ):
+                raise RoutingTableError(
+                    f"{where}.canary_weight must be a number between 0 and 1, got {weight!r}"
+                )
+            values["canary"] = cls.from_dict(canary, f"{where}.canary").without_previous()
+            values["canary_weight"] = float(weight)
         return cls(**values)
 
 
