@@ -7,17 +7,16 @@ and a signature whose recorded sha256 matches that model file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from container.checksum import sha256_file, sha256_stream
 from container.errors import InputError
 from container.layout import MODEL_FILE, SIGNATURE_FILE
 
-_CHUNK = 1 << 20
 _SIGNATURE_FIELDS = ("schema", "model_file", "model_sha256")
 
 
@@ -32,21 +31,9 @@ class VerifiedArtifact:
     signature: dict[str, Any]
 
 
-def sha256_stream(stream: IO[bytes]) -> str:
-    digest = hashlib.sha256()
-    for block in iter(lambda: stream.read(_CHUNK), b""):
-        digest.update(block)
-    return digest.hexdigest()
-
-
-def sha256_path(path: Path) -> str:
-    with path.open("rb") as stream:
-        return sha256_stream(stream)
-
-
 def verify_archive(path: Path, source: str) -> VerifiedArtifact:
     """The archive's checksum and signature, or ArtifactError naming `source` and the problem."""
-    archive_sha256 = sha256_path(path)
+    archive_sha256 = sha256_file(path)
     try:
         with tarfile.open(path, "r:gz") as tar:
             members = {member.name.removeprefix("./"): member for member in tar.getmembers()}

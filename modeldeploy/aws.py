@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from container.checksum import sha256_stream
 from modeldeploy.interfaces import (
     ModelPackageRef,
     NoSuchObject,
@@ -78,11 +78,7 @@ class S3Storage:
     def sha256(self, uri: str) -> str | None:
         bucket, key = split_s3_uri(uri)
         try:
-            body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
-            digest = hashlib.sha256()
-            for block in iter(lambda: body.read(_CHUNK), b""):
-                digest.update(block)
-            return digest.hexdigest()
+            return sha256_stream(self.client.get_object(Bucket=bucket, Key=key)["Body"])
         except ClientError as error:
             if _code(error) in _NOT_FOUND:
                 return None

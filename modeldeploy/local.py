@@ -25,13 +25,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from container.checksum import sha256_file
 from container.errors import InputError
 from local.home import LocalHome
 from local.registry import LocalModelRegistry, StateChangeEvent
 from local.registry import RegistryError as LocalRegistryError
 from local.s3 import LocalS3
 from modeldeploy import naming
-from modeldeploy.artifacts import sha256_path
 from modeldeploy.deploy import Deployer, DeployReport
 from modeldeploy.inference_log import BackgroundLog, SQLiteSink, local_log_path
 from modeldeploy.interfaces import ModelPackageRef, NoSuchObject, RegistryError
@@ -78,7 +78,7 @@ class LocalStorage:
 
     def sha256(self, uri: str) -> str | None:
         path = self.s3.path(uri)
-        return sha256_path(path) if path.is_file() else None
+        return sha256_file(path) if path.is_file() else None
 
     def exists(self, uri: str) -> bool:
         return self.s3.exists(uri)

@@ -10,7 +10,7 @@ Each seed zip holds what its repository needs to run on its own, and nothing els
                  and the tests that need nothing outside those
     modeldeploy  modeldeploy/ (deploy logic, endpoint stack, invoker, stage configs),
                  buildspecs/modeldeploy.yml, the few build-side modules it imports
-                 (modelbuild/naming.py, container/errors.py, container/layout.py),
+                 (modelbuild/naming.py, container/checksum.py, errors.py, layout.py),
                  pyproject.toml, README.md, and the tests that need nothing outside those
 
 No caches, virtual environments, local state or data: only files tracked by name below, with
@@ -81,6 +81,7 @@ SEEDS = (
             "modelbuild/__init__.py",
             "modelbuild/naming.py",
             "container/__init__.py",
+            "container/checksum.py",
             "container/errors.py",
             "container/layout.py",
             *COMMON_FILES,

@@ -86,6 +86,7 @@ def test_modeldeploy_zip_holds_only_what_modeldeploy_imports(built: packaging.Pa
         "modelbuild/__init__.py",
         "modelbuild/naming.py",
         "container/__init__.py",
+        "container/checksum.py",
         "container/errors.py",
         "container/layout.py",
     }
