@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import platform
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -23,6 +21,7 @@ import joblib
 
 from container.checksum import sha256_file
 from container.errors import InputError
+from container.files import write_atomically
 from container.layout import MODEL_FILE, SIGNATURE_FILE
 from container.schema import Schema
 
@@ -51,24 +50,13 @@ class LoadedModel:
         return Schema.from_dict(self.signature["schema"])
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_model(directory: Path, estimator: Any, signature: dict[str, Any]) -> dict[str, Any]:
     """Write the model, then the signature naming its checksum (the signature commits the pair)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / SIGNATURE_FILE).unlink(missing_ok=True)
     buffer = io.BytesIO()
     joblib.dump(estimator, buffer)
-    _write_atomically(directory / MODEL_FILE, buffer.getvalue())
+    write_atomically(directory / MODEL_FILE, buffer.getvalue())
     complete = {
         "signature_version": SIGNATURE_VERSION,
         **signature,
@@ -76,7 +64,7 @@ def save_model(directory: Path, estimator: Any, signature: dict[str, Any]) -> di
         "model_file": MODEL_FILE,
         "model_sha256": sha256_file(directory / MODEL_FILE),
     }
-    _write_atomically(
+    write_atomically(
         directory / SIGNATURE_FILE, json.dumps(complete, indent=2, sort_keys=True).encode()
     )
     return complete
@@ -94,7 +82,7 @@ def pack(directory: Path, destination: Path) -> Path:
             info.uname = info.gname = ""
             with (directory / name).open("rb") as stream:
                 tar.addfile(info, stream)
-    _write_atomically(destination, buffer.getvalue())
+    write_atomically(destination, buffer.getvalue())
     return destination
 
 

@@ -9,8 +9,6 @@ only once complete, so a failed run leaves no output that looks like a result.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +16,7 @@ from sklearn.model_selection import train_test_split
 
 from container import paths
 from container.errors import InputError, run_entry_point
+from container.files import replacing
 from container.layout import TEST_FILE, TRAIN_FILE
 from container.schema import Schema, encode_target, infer_schema, read_csv
 
@@ -49,15 +48,8 @@ def check_class_counts(y: pd.Series, schema: Schema, cv_folds: int, what: str, f
 
 
 def _write_csv(frame: pd.DataFrame, directory: Path, name: str, schema: Schema) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.")
-    os.close(fd)
-    try:
+    with replacing(directory / name) as tmp:
         frame.to_csv(tmp, index=False)
-        os.replace(tmp, directory / name)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     schema.write(directory)
 
 

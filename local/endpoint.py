@@ -26,20 +26,21 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
 import container
+from container.files import replacing
 from local.home import LocalHome
+from local.loopback import LoopbackHTTPServer
 from local.s3 import LocalS3
 from modeldeploy import naming
 from modeldeploy.invoker import Invoker, TableMissing
@@ -232,11 +233,8 @@ class ModelCache:
                 "that there is an object located at the URL.",
             )
         target = self.cache_dir / quote(name, safe="") / "model.tar.gz"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".download-")
-        os.close(fd)
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
+        with replacing(target) as tmp:
+            shutil.copyfile(source, tmp)
         return target
 
     def _load(self, name: str, artifact: Path) -> None:
@@ -376,9 +374,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class _EndpointHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _EndpointHTTPServer(LoopbackHTTPServer):
     def __init__(
         self, address: tuple[str, int], stages: dict[str, str], bucket: str, cache: ModelCache
     ) -> None:

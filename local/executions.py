@@ -8,16 +8,15 @@ it runs and a crash never leaves half a record.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import string
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from container.errors import InputError
+from container.files import write_atomically
 
 Status = Literal["Executing", "Succeeded", "Failed", "Stopped"]
 RECORD_FILE = "execution.json"
@@ -97,16 +96,9 @@ class ExecutionStore:
         return self.root / execution_id
 
     def save(self, record: ExecutionRecord) -> None:
-        directory = self.directory(record.id)
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{RECORD_FILE}.")
-        try:
-            with os.fdopen(fd, "w") as stream:
-                json.dump(asdict(record), stream, indent=2)
-            os.replace(tmp, directory / RECORD_FILE)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(
+            self.directory(record.id) / RECORD_FILE, json.dumps(asdict(record), indent=2).encode()
+        )
 
     def _read(self, path: Path) -> ExecutionRecord:
         try:

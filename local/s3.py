@@ -6,14 +6,13 @@ which is S3's own guarantee for a single PUT.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from container.errors import InputError
+from container.files import write_atomically
 
 # Bucket names as S3 allows them; keys may not climb out of their bucket.
 _URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<key>.*))?$")
@@ -45,16 +44,7 @@ class LocalS3:
         return self.path(uri).is_file()
 
     def put_bytes(self, uri: str, data: bytes) -> str:
-        target = self.path(uri)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        try:
-            with os.fdopen(fd, "wb") as stream:
-                stream.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(self.path(uri), data)
         return uri
 
     def put_file(self, uri: str, source: Path) -> str:

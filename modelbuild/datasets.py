@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from functools import cache
@@ -23,6 +22,7 @@ from pydantic import (
 )
 
 from container.errors import InputError
+from container.files import write_atomically
 from container.metrics import METRIC_NAMES
 
 REGISTRY_FILE = Path(__file__).with_name("datasets.yml")
@@ -167,15 +167,6 @@ def normalize_csv(raw: bytes, columns: list[str] | None) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def _write_atomically(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as stream:
-        stream.write(data)
-    os.replace(tmp, path)
-    return path
-
-
 def _verified(dataset: Dataset, source: UrlSource, raw: bytes, origin: str) -> bytes:
     data = normalize_csv(raw, source.columns)
     digest = hashlib.sha256(data).hexdigest()
@@ -202,7 +193,7 @@ def _from_url(dataset: Dataset, source: UrlSource, mirror: Path | None) -> Path:
                 dataset=dataset.name,
                 file=local,
             )
-        return _write_atomically(cached, _verified(dataset, source, local.read_bytes(), str(local)))
+        return write_atomically(cached, _verified(dataset, source, local.read_bytes(), str(local)))
     try:
         with urllib.request.urlopen(source.url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
             raw = response.read()
@@ -213,7 +204,7 @@ def _from_url(dataset: Dataset, source: UrlSource, mirror: Path | None) -> Path:
             dataset=dataset.name,
             file=source.url,
         ) from None
-    return _write_atomically(cached, _verified(dataset, source, raw, source.url))
+    return write_atomically(cached, _verified(dataset, source, raw, source.url))
 
 
 def _from_sklearn(dataset: Dataset, source: SklearnSource) -> Path:
@@ -227,7 +218,7 @@ def _from_sklearn(dataset: Dataset, source: SklearnSource) -> Path:
     names = list(getattr(bunch, "target_names", []))
     if names:
         frame[dataset.target] = frame[dataset.target].map(lambda i: str(names[int(i)]))
-    return _write_atomically(path, frame.to_csv(index=False).encode())
+    return write_atomically(path, frame.to_csv(index=False).encode())
 
 
 def materialize(dataset: Dataset, data_directory: Path | None = None) -> Path:
