@@ -11,9 +11,10 @@ from __future__ import annotations
 import base64
 import logging
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from local.loopback import LoopbackHTTPServer
 from modeldeploy.invoker import Invoker
 
 log = logging.getLogger("local.invoker")
@@ -79,9 +80,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class InvokerHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class InvokerHTTPServer(LoopbackHTTPServer):
     def __init__(self, address: tuple[str, int], invokers: dict[str, Invoker]) -> None:
         super().__init__(address, _Handler)
         self.invokers = invokers
