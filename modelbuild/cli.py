@@ -197,16 +197,32 @@ def validate(file: Path, parameters: tuple[str, ...]) -> None:
     click.echo(f"{file}: valid")
 
 
+def _only(value: str) -> list[str]:
+    """The --only list; 'all' (or nothing) means every registered dataset."""
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    return [] if names in ([], [naming.ALL_DATASETS]) else names
+
+
 @pipeline.command("run")
 @click.argument("datasets", nargs=-1)
 @click.option("--wait/--no-wait", default=False, help="wait for the executions and report them")
 @click.option("--poll-seconds", type=click.FloatRange(min=1), default=30.0, show_default=True)
 @click.option("--timeout-minutes", type=click.FloatRange(min=1), default=420.0, show_default=True)
 @click.option("--project-id", envvar="SAGEMAKER_PROJECT_ID", help="[env SAGEMAKER_PROJECT_ID]")
+@click.option(
+    "--only",
+    envvar=naming.RETRAIN_DATASETS_ENV,
+    default=naming.ALL_DATASETS,
+    show_default=True,
+    help="without DATASET arguments: comma-separated datasets, or 'all' "
+    f"[env {naming.RETRAIN_DATASETS_ENV}, the modelbuild CodePipeline's "
+    f"{naming.RETRAIN_DATASETS_VARIABLE} variable]",
+)
 @_context
 @_overrides
 def run(
     datasets: tuple[str, ...],
+    only: str,
     wait: bool,
     poll_seconds: float,
     timeout_minutes: float,
@@ -236,7 +252,8 @@ def run(
     if missing:
         raise click.UsageError(f"a run on AWS needs {', '.join(missing)}")
     try:
-        entries = [get_dataset(name) for name in datasets] or list(default_registry().values())
+        names = list(datasets) or _only(only)
+        entries = [get_dataset(name) for name in names] or list(default_registry().values())
         request = runner.RunRequest(
             datasets=entries,
             project_name=project_name,

@@ -210,13 +210,27 @@ ROLE_PURPOSES: Final = {
     "codepipeline": "codepipeline.amazonaws.com",
     "cloudformation": "cloudformation.amazonaws.com",
     "events": "events.amazonaws.com",
+    "operations": "codebuild.amazonaws.com",
 }
-# CodeBuild project purposes: the image, the modelbuild run, the modeldeploy build and tests.
-CODEBUILD_PURPOSES: Final = ("image", "modelbuild", "modeldeploy-build", "modeldeploy-test")
+# CodeBuild project purposes: the image, the modelbuild run, the modeldeploy build and tests,
+# and the scheduled operations (drift, canary judgement, retraining on drift).
+CODEBUILD_PURPOSES: Final = (
+    "image",
+    "modelbuild",
+    "modeldeploy-build",
+    "modeldeploy-test",
+    "operations",
+)
 # The modeldeploy CodePipeline's stages, in order (DeployDev/DeployProd hold the stack update
 # and then the models + smoke test; ApproveProd is the manual gate).
 MODELDEPLOY_STAGES: Final = ("Source", "Build", "DeployDev", "ApproveProd", "DeployProd")
 MODELBUILD_STAGES: Final = ("Source", "BuildImage", "RunPipelines")
+# The modelbuild CodePipeline's variable naming the datasets an execution retrains (a drift
+# alarm retrains one dataset; a push or the retrain schedule leaves the default: all of them),
+# handed to `python -m modelbuild.run` in this environment variable.
+RETRAIN_DATASETS_VARIABLE: Final = "Datasets"
+RETRAIN_DATASETS_ENV: Final = "MME_RETRAIN_DATASETS"
+ALL_DATASETS: Final = "all"
 
 
 def check_project_id(project_id: str) -> str:

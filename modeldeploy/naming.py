@@ -153,3 +153,47 @@ ENDPOINT_TEMPLATE_FILE: Final = "endpoint.yml"
 def config_export_file(stage: str) -> str:
     """The TemplateConfiguration file `python -m modeldeploy.cli build` writes for a stage."""
     return f"{check_stage(stage)}-config-export.json"
+
+
+# ---------------------------------------------------------------------------------------------
+# Scheduled operations (issue 7): the project template's operations CodeBuild project runs the
+# drift job, the canary judgement and retraining on drift; tests/test_template.py checks the
+# template's spellings against these.
+# ---------------------------------------------------------------------------------------------
+
+# The modeldeploy repository as last built by its pipeline: the operations project's source,
+# so scheduled jobs run the same code as the deploys.
+OPERATIONS_SOURCE_KEY: Final = "modeldeploy/operations/source.zip"
+DRIFT_FOLDER: Final = "drift"
+# Which operation a build of the operations project runs (buildspecs/operations.yml).
+OPERATION_ENV: Final = "MME_OPERATION"
+OPERATIONS: Final = ("drift", "canary", "retrain")
+# The alarm state change a retrain is started for (set by the EventBridge rule).
+DRIFT_ALARM_ENV: Final = "MME_DRIFT_ALARM"
+# The stage whose drift alarms notify and retrain: real traffic reaches prod.
+MONITORED_STAGE: Final = STAGES[-1]
+
+
+def drift_report_uri(bucket: str, stage: str, run: str) -> str:
+    """Where one drift run's reports go: <stage>/drift/<run>/<dataset>/..., beside the stage's
+    routing table, outside its model prefix."""
+    if not re.fullmatch(r"[0-9A-Za-z-]{1,64}", run):
+        raise InputError(f"drift run id '{run}' must be 1-64 letters, digits and hyphens")
+    return s3_uri(check_bucket(bucket), f"{check_stage(stage)}/{DRIFT_FOLDER}/{run}")
+
+
+def drift_alarm_prefix(project: str, stage: str) -> str:
+    return f"sagemaker-{check_project_name(project)}-{check_stage(stage)}-drift-"
+
+
+def drift_alarm_name(project: str, stage: str, dataset: str) -> str:
+    """The per-dataset alarm on the MME/Drift DriftedFeatures metric."""
+    return f"{drift_alarm_prefix(project, stage)}{dataset}"
+
+
+def dataset_of_drift_alarm(project: str, stage: str, alarm: str) -> str | None:
+    """The dataset a drift alarm watches, or None if the alarm is not the project's."""
+    prefix = drift_alarm_prefix(project, stage)
+    if not alarm.startswith(prefix) or len(alarm) == len(prefix):
+        return None
+    return alarm[len(prefix) :]

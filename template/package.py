@@ -9,8 +9,8 @@ Each seed zip holds what its repository needs to run on its own, and nothing els
                  buildspecs/modelbuild.yml and buildspecs/image.yml, pyproject.toml, README.md,
                  and the tests that need nothing outside those
     modeldeploy  modeldeploy/ (deploy logic, endpoint stack, invoker, stage configs),
-                 buildspecs/modeldeploy.yml, the few build-side modules it imports
-                 (modelbuild/naming.py, container/checksum.py, errors.py, layout.py),
+                 buildspecs/modeldeploy.yml and operations.yml, the few build-side modules
+                 it imports (modelbuild/naming.py, container/checksum.py, errors.py, layout.py),
                  pyproject.toml, README.md, and the tests that need nothing outside those
 
 No caches, virtual environments, local state or data: only files tracked by name below, with
@@ -78,6 +78,7 @@ SEEDS = (
         directories=("modeldeploy",),
         files=(
             "buildspecs/modeldeploy.yml",
+            "buildspecs/operations.yml",
             "modelbuild/__init__.py",
             "modelbuild/naming.py",
             "container/__init__.py",
@@ -86,7 +87,12 @@ SEEDS = (
             "container/layout.py",
             *COMMON_FILES,
         ),
-        entry_points=("modeldeploy.cli", "modeldeploy.invoker", "modeldeploy.build"),
+        entry_points=(
+            "modeldeploy.cli",
+            "modeldeploy.invoker",
+            "modeldeploy.build",
+            "modeldeploy.operations",
+        ),
     ),
 )
 

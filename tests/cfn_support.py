@@ -68,6 +68,18 @@ def checkov(workdir: Path, *targets: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def buildspec_provides(buildspec: str) -> set[str]:
+    """The variables a buildspec's header lists under "The CodeBuild project ... provides:"."""
+    lines = (REPO / "buildspecs" / buildspec).read_text().split("provides:\n")[1]
+    names: set[str] = set()
+    for line in lines.splitlines():
+        match = re.match(r"#   ([A-Z][A-Z0-9_]*(?:, [A-Z][A-Z0-9_]*)*)  ", line)
+        if match is None:
+            break
+        names.update(match.group(1).split(", "))
+    return names
+
+
 def resources(template: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     """The Properties of every resource of a type."""
     return [r.get("Properties", {}) for r in template["Resources"].values() if r["Type"] == kind]
@@ -181,3 +193,6 @@ class Evaluator:
 
     def _not(self, arg: list[Any]) -> bool:
         return not self(arg[0])
+
+    def _and(self, arg: list[Any]) -> bool:
+        return all(self(item) for item in arg)

@@ -254,3 +254,43 @@ def test_run_names_missing_settings_and_unknown_datasets() -> None:
     result = runner.invoke(pipeline, ["run", "wine", *full, "--role-arn", "not-a-role"])
     assert result.exit_code == 1
     assert "role_arn" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("variable", "expected"),
+    [("wine", ["wine"]), ("wine,banknote", ["wine", "banknote"]), ("all", None), ("", None)],
+)
+def test_the_retrain_variable_chooses_the_datasets(
+    monkeypatch: pytest.MonkeyPatch, variable: str, expected: list[str] | None
+) -> None:
+    """The modelbuild CodePipeline hands its Datasets variable over in MME_RETRAIN_DATASETS: a
+    drift alarm retrains its one dataset, a push or the schedule ('all') every registered one."""
+    from modelbuild import run as runner
+    from modelbuild.cli import pipeline
+    from modelbuild.datasets import default_registry
+
+    started: list[list[str]] = []
+
+    def start_all(request: Any, s3: Any, sagemaker: Any, log: Any) -> list[Any]:
+        started.append([dataset.name for dataset in request.datasets])
+        return []
+
+    monkeypatch.setattr(runner, "clients", lambda region: (None, None))
+    monkeypatch.setattr(runner, "start_all", start_all)
+    monkeypatch.setenv(naming.RETRAIN_DATASETS_ENV, variable)
+    full = ["--bucket", BUCKET, "--role-arn", ROLE_ARN, "--image-uri", IMAGE_URI]
+    result = CliRunner().invoke(pipeline, ["run", *full])
+    assert result.exit_code == 0, result.output
+    assert started == [expected or list(default_registry())]
+
+
+def test_an_unknown_dataset_in_the_retrain_variable_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from modelbuild.cli import pipeline
+
+    monkeypatch.setenv(naming.RETRAIN_DATASETS_ENV, "wine,nope")
+    full = ["--bucket", BUCKET, "--role-arn", ROLE_ARN, "--image-uri", IMAGE_URI]
+    result = CliRunner().invoke(pipeline, ["run", *full])
+    assert result.exit_code == 1
+    assert "unknown dataset 'nope'" in result.output and "Traceback" not in result.output

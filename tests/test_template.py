@@ -17,7 +17,15 @@ from modeldeploy import naming as deploy_naming
 from modeldeploy.build import TEMPLATE as ENDPOINT_TEMPLATE
 from modeldeploy.build import load_template
 from template import PORTFOLIO_TEMPLATE, PROJECT_TEMPLATE
-from tests.cfn_support import Evaluator, as_list, cfn_lint, checkov, resources, statements
+from tests.cfn_support import (
+    Evaluator,
+    as_list,
+    buildspec_provides,
+    cfn_lint,
+    checkov,
+    resources,
+    statements,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = "churn-models"
@@ -147,6 +155,7 @@ def test_resource_names_are_the_naming_modules(project: dict[str, Any], resolve:
         "ModelBuildProject": "modelbuild",
         "ModelDeployBuildProject": "modeldeploy-build",
         "ModelDeployTestProject": "modeldeploy-test",
+        "OperationsProject": "operations",
     }
     assert {resolve(p["Name"]) for p in resources(project, "AWS::CodeBuild::Project")} == {
         build_naming.codebuild_project_name(PROJECT, purpose) for purpose in builds.values()
@@ -156,7 +165,17 @@ def test_resource_names_are_the_naming_modules(project: dict[str, Any], resolve:
     rules = {resolve(r["Name"]) for r in resources(project, "AWS::Events::Rule")}
     assert rules == {
         build_naming.event_rule_name(PROJECT, purpose)
-        for purpose in ("model-approval", "modelbuild-push", "modeldeploy-push", "pipeline-failure")
+        for purpose in (
+            "model-approval",
+            "modelbuild-push",
+            "modeldeploy-push",
+            "pipeline-failure",
+            "drift-schedule",
+            "canary-schedule",
+            "retrain-schedule",
+            "retrain-on-drift",
+            "operations-failure",
+        )
     }
 
 
@@ -290,17 +309,6 @@ def test_modeldeploy_role_allows_what_the_deploy_calls(
 
 
 def test_codebuild_projects_provide_what_the_buildspecs_need(project: dict[str, Any]) -> None:
-    def declared(buildspec: str) -> set[str]:
-        """The variables a buildspec's header lists under "The CodeBuild project ... provides:"."""
-        lines = (REPO / "buildspecs" / buildspec).read_text().split("provides:\n")[1]
-        names: set[str] = set()
-        for line in lines.splitlines():
-            match = re.match(r"#   ([A-Z][A-Z0-9_]*(?:, [A-Z][A-Z0-9_]*)*)  ", line)
-            if match is None:
-                break
-            names.update(match.group(1).split(", "))
-        return names
-
     def env(logical_id: str) -> set[str]:
         variables = resource(project, logical_id)["Environment"]["EnvironmentVariables"]
         return {v["Name"] for v in variables}
@@ -308,17 +316,25 @@ def test_codebuild_projects_provide_what_the_buildspecs_need(project: dict[str, 
     def buildspec(logical_id: str) -> str:
         return resource(project, logical_id)["Source"]["BuildSpec"]
 
-    for logical_id in ("ImageBuildProject", "ModelBuildProject", "ModelDeployBuildProject"):
+    for logical_id in (
+        "ImageBuildProject",
+        "ModelBuildProject",
+        "ModelDeployBuildProject",
+        "OperationsProject",
+    ):
         assert (REPO / buildspec(logical_id)).is_file(), buildspec(logical_id)
-    modelbuild = declared("modelbuild.yml")
+    modelbuild = buildspec_provides("modelbuild.yml")
     assert {"SAGEMAKER_PIPELINE_ROLE_ARN", "IMAGE_URI", "ARTIFACT_BUCKET"} <= modelbuild
     assert modelbuild <= env("ModelBuildProject")
-    modeldeploy = declared("modeldeploy.yml")
+    modeldeploy = buildspec_provides("modeldeploy.yml")
     assert {"MME_DATASETS", "MODEL_EXECUTION_ROLE_ARN", "ARTIFACT_KMS_KEY_ARN"} <= modeldeploy
     assert modeldeploy <= env("ModelDeployBuildProject")
     assert modeldeploy <= env("ModelDeployTestProject")
-    image = declared("image.yml")
+    image = buildspec_provides("image.yml")
     assert image <= env("ImageBuildProject")
+    operations = buildspec_provides("operations.yml")
+    assert {"MME_STAGES", "MME_DRIFT_WINDOW_HOURS", "ARTIFACT_BUCKET"} <= operations
+    assert operations <= env("OperationsProject")
     timeout = resource(project, "ModelBuildProject")["TimeoutInMinutes"]
     assert timeout == {"Ref": "ModelBuildTimeoutMinutes"}
 
@@ -356,8 +372,10 @@ def test_modeldeploy_pipeline_deploys_dev_smokes_waits_then_prod(
 ) -> None:
     stages = _actions(resource(project, "ModelDeployPipeline"))
     assert tuple(stages) == build_naming.MODELDEPLOY_STAGES
-    [build] = stages["Build"]
+    build, publish = sorted(stages["Build"], key=lambda a: a["RunOrder"])
     assert build["OutputArtifacts"] == [{"Name": "BuildArtifact"}]
+    # The scheduled operations run the source the pipeline last built (tests/test_operations.py).
+    assert publish["ActionTypeId"]["Provider"] == "S3"
     [approval] = stages["ApproveProd"]
     assert approval["ActionTypeId"]["Provider"] == "Manual"
     assert approval["Configuration"]["NotificationArn"] == {"Ref": "NotificationTopic"}
