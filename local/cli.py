@@ -576,13 +576,25 @@ def _group(settings: Settings, dataset_or_group: str) -> str:
     return naming.model_package_group_name(settings.project, dataset_or_group)
 
 
-def _deploy_on_approval(settings: Settings) -> Callable[[StateChangeEvent], None]:
-    """What EventBridge's rule starts on AWS: deploy the event's dataset to dev, smoke-test it."""
+def _deploy_on_approval(
+    settings: Settings, canary: bool = False
+) -> Callable[[StateChangeEvent], None]:
+    """What EventBridge's rule starts on AWS: deploy the event's dataset to dev, smoke-test it;
+    with `canary`, a newer version goes in as dev's canary with dev's Canary.Weight."""
+    from modeldeploy import naming as deploy_naming
+    from modeldeploy.canary import load_policy
     from modeldeploy.local import on_model_package_event
+
+    stage = deploy_naming.STAGES[0]
+    # Read before the registry changes: a broken stage config must not leave an approval
+    # recorded whose deployment never ran.
+    weight = load_policy(stage).weight if canary else None
 
     def hook(event: StateChangeEvent) -> None:
         try:
-            outcome = on_model_package_event(event, settings.home.root, settings.project)
+            outcome = on_model_package_event(
+                event, settings.home.root, settings.project, stage, canary_weight=weight
+            )
         except InputError as error:
             raise InputError(
                 f"{event.detail['ModelPackageArn']} is now {event.approval_status}, but the dev "
@@ -608,13 +620,21 @@ _deploy_option = click.option(
 
 
 def _decide(
-    ctx: click.Context, target: str, version: int | None, status: str, note: str, deploy: bool
+    ctx: click.Context,
+    target: str,
+    version: int | None,
+    status: str,
+    note: str,
+    deploy: bool,
+    canary: bool = False,
 ) -> None:
     settings = _settings(ctx)
+    if canary and not deploy:
+        raise click.UsageError("--canary deploys to dev; it cannot go with --no-deploy")
     try:
         registry = settings.home.registry
         if deploy:
-            registry.subscribe(_deploy_on_approval(settings))
+            registry.subscribe(_deploy_on_approval(settings, canary))
         group = _group(settings, target)
         if version is None:
             packages = registry.list_packages(group)
@@ -636,12 +656,23 @@ def _decide(
 @click.argument("version", type=click.IntRange(1), required=False)
 @click.option("-d", "--description", default="", help="Approval description.")
 @_deploy_option
+@click.option(
+    "--canary",
+    is_flag=True,
+    help="Deploy a version newer than dev's live one as dev's canary beside it, with dev's "
+    "Canary.Weight, instead of replacing it.",
+)
 @click.pass_context
 def approve(
-    ctx: click.Context, dataset: str, version: int | None, description: str, deploy: bool
+    ctx: click.Context,
+    dataset: str,
+    version: int | None,
+    description: str,
+    deploy: bool,
+    canary: bool,
 ) -> None:
     """Approve VERSION (default: the newest) of DATASET's model package group."""
-    _decide(ctx, dataset, version, "Approved", description, deploy)
+    _decide(ctx, dataset, version, "Approved", description, deploy, canary)
 
 
 @main.command()

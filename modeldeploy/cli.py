@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from modeldeploy.drift_job import RecordReader
 
 DATASETS_ENV = "MME_DATASETS"
+# Set by the project template on the modeldeploy CodeBuild project, so canary mode is switched
+# on without a buildspec change.
+CANARY_ENV = "MME_CANARY"
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,24 @@ def _datasets(given: tuple[str, ...], routed: list[str]) -> list[str]:
     return sorted(set(default_registry()) | set(routed))
 
 
+_canary_option = click.option(
+    "--canary",
+    is_flag=True,
+    envvar=CANARY_ENV,
+    help="a newer version goes in as canary next to the live one, with the stage config's "
+    f"Canary.Weight [env {CANARY_ENV}=true|false]",
+)
+
+
+def _canary_weight(canary: bool, stage: str) -> float | None:
+    """The stage's canary weight in canary mode; None deploys live."""
+    if not canary:
+        return None
+    from modeldeploy.canary import load_policy
+
+    return load_policy(naming.check_stage(stage)).weight
+
+
 def _print_report(report: DeployReport) -> None:
     for change in report.changes:
         click.echo(f"{report.stage}  {change.dataset:<24} {change.action:<12} {change.message}")
@@ -170,11 +191,7 @@ def endpoint() -> None:
 @endpoint.command()
 @click.argument("stage")
 @click.option("-d", "--dataset", "datasets", multiple=True, help="deploy only these datasets")
-@click.option(
-    "--canary",
-    is_flag=True,
-    help="place a newer version as canary next to the live one (weight: the stage config's)",
-)
+@_canary_option
 @_target_options
 def deploy(
     stage: str,
@@ -188,14 +205,10 @@ def deploy(
     """Route each dataset of STAGE to the latest Approved version of its model package group."""
     try:
         target = _target(home, project_name, aws, bucket)
+        weight = _canary_weight(canary, stage)
         with target.locked():
             deployer = target.deployer()
             names = _datasets(datasets, list(deployer.read_table(stage).routes))
-            weight = None
-            if canary:
-                from modeldeploy.canary import load_policy
-
-                weight = load_policy(naming.check_stage(stage)).weight
             report = deployer.deploy(stage, names, canary_weight=weight)
         _print_report(report)
         report.raise_for_failures()
@@ -206,15 +219,27 @@ def deploy(
 @endpoint.command()
 @click.option("--from", "source", default=naming.STAGES[0], show_default=True)
 @click.option("--to", "destination", default=naming.STAGES[-1], show_default=True)
+@_canary_option
 @_target_options
 def promote(
-    source: str, destination: str, home: Path, project_name: str, aws: bool, bucket: str | None
+    source: str,
+    destination: str,
+    canary: bool,
+    home: Path,
+    project_name: str,
+    aws: bool,
+    bucket: str | None,
 ) -> None:
-    """The manual gate: make the prod stage serve exactly the versions live in dev."""
+    """The manual gate: make the prod stage serve the versions live in dev (not dev's canaries).
+
+    With --canary a version newer than prod's live one goes in as prod's canary beside it,
+    with prod's Canary.Weight; a dataset with nothing live in prod goes live at once.
+    """
     try:
         target = _target(home, project_name, aws, bucket)
+        weight = _canary_weight(canary, destination)
         with target.locked():
-            report = target.deployer().promote(source, destination)
+            report = target.deployer().promote(source, destination, canary_weight=weight)
         _print_report(report)
         report.raise_for_failures()
     except InputError as error:

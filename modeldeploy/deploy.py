@@ -16,10 +16,11 @@ in through `modeldeploy.interfaces`. For each dataset of a stage:
 
 Rejecting the live version makes the next run pick the latest remaining approved one (a
 rollback); a group with no approved version is removed from routing with a log line saying so.
-Canary mode (`deploy(..., canary_weight=w)`, per-model canary, `modeldeploy.canary`): a newer
-approved version of a dataset that already has a live one is placed as the route's canary (same
-copy and verification) instead of replacing it; `conclude_canary` later promotes it or rolls it
-back with the same table swap.
+Canary mode (`deploy(..., canary_weight=w)` or `promote(..., canary_weight=w)`, per-model
+canary, `modeldeploy.canary`): a newer version of a dataset whose live version is still approved
+is placed as the route's canary (same copy and verification) instead of replacing it; a dataset
+with nothing live, or whose live version was rejected, gets the new version live at once.
+`conclude_canary` later promotes the canary or rolls it back with the same table swap.
 
 Running twice changes nothing the second time: the table is rewritten only when a route changed,
 and an artifact already in place under its versioned key is not copied again. A failure for one
@@ -140,8 +141,6 @@ class Deployer:
         placed as its canary, served that share of the requests, instead of replacing it.
         """
         naming.check_stage(stage)
-        if canary_weight is not None and not 0 < canary_weight < 1:
-            raise InputError(f"the canary weight must lie between 0 and 1, got {canary_weight}")
         wanted: dict[str, Wanted] = {}
         for dataset in sorted(set(datasets)):
             group = naming.model_package_group_name(self.project, dataset)
@@ -155,8 +154,16 @@ class Deployer:
             )
         return self._apply(stage, wanted, canary_weight)
 
-    def promote(self, source_stage: str, target_stage: str) -> DeployReport:
-        """Make the target stage serve exactly what the source stage serves (the manual gate)."""
+    def promote(
+        self, source_stage: str, target_stage: str, *, canary_weight: float | None = None
+    ) -> DeployReport:
+        """Make the target stage serve the versions live in the source stage (the manual gate);
+        the source's canaries are not promoted.
+
+        With `canary_weight`, as in `deploy`: a source version newer than the target's live one
+        goes in as the target's canary beside it; where the target has nothing live, it goes
+        live at once.
+        """
         naming.check_stage(source_stage)
         naming.check_stage(target_stage)
         if source_stage == target_stage:
@@ -189,7 +196,7 @@ class Deployer:
                     dataset=dataset,
                 )
             )
-        return self._apply(target_stage, wanted)
+        return self._apply(target_stage, wanted, canary_weight)
 
     # -- the algorithm -------------------------------------------------------------------------
 
@@ -253,6 +260,8 @@ class Deployer:
     def _apply(
         self, stage: str, wanted: dict[str, Wanted], canary_weight: float | None = None
     ) -> DeployReport:
+        if canary_weight is not None and not 0 < canary_weight < 1:
+            raise InputError(f"the canary weight must lie between 0 and 1, got {canary_weight}")
         table = self.read_table(stage)
         routes = dict(table.routes)
         changes = []
@@ -321,12 +330,12 @@ class Deployer:
                 and self.storage.exists(current.model_data_url)
             ):
                 if current.canary is not None:
-                    # The latest approved version is the live one: the canary's was rejected.
+                    # The live version is the one wanted (in deploy: its canary was rejected).
                     return Change(
                         dataset,
                         "rolled back",
-                        f"canary version {current.canary.model_package_version} is not the "
-                        f"latest approved version; removed, version {package.version} stays live",
+                        f"canary version {current.canary.model_package_version} removed: "
+                        f"version {package.version} is the one wanted and stays live",
                         self._prune_previous(current.without_canary()),
                     )
                 return Change(
@@ -338,7 +347,7 @@ class Deployer:
             if (
                 canary_weight is not None
                 and current is not None
-                and package.version > current.model_package_version
+                and self._holds_back(package, current)
             ):
                 return self._decide_canary(stage, dataset, package, current, canary_weight)
             route = self._place(stage, dataset, package, current)
@@ -353,6 +362,13 @@ class Deployer:
             f"{verb} version {package.version} as {route.target_model}"
             + (f" (was version {current.model_package_version})" if current else ""),
             route,
+        )
+
+    def _holds_back(self, package: ModelPackageRef, current: Route) -> bool:
+        """In canary mode, whether the package waits as canary beside the live version: only a
+        newer one, and only next to a live version still approved (a rejected one must go)."""
+        return package.version > current.model_package_version and self.registry.is_approved(
+            current.model_package_arn
         )
 
     def _decide_canary(

@@ -199,13 +199,15 @@ def on_model_package_event(
     home: Path,
     project: str = naming.DEFAULT_PROJECT_NAME,
     stage: str = naming.STAGES[0],
+    canary_weight: float | None = None,
 ) -> EventOutcome | None:
     """EventBridge's rule and the modeldeploy pipeline's first stages, for one registry event.
 
     Like the rule, a PendingManualApproval event and a group outside the project are ignored.
-    Otherwise the event's dataset is deployed to `stage` (dev) and smoke-tested there, on the
-    running local endpoint or, if none runs, on one started for the test. Raises the deploy's or
-    the smoke test's failure, naming the dataset.
+    Otherwise the event's dataset is deployed to `stage` (dev; with `canary_weight`, in canary
+    mode, as `Deployer.deploy`) and smoke-tested there, on the running local endpoint or, if none
+    runs, on one started for the test. Raises the deploy's or the smoke test's failure, naming
+    the dataset.
     """
     if event.approval_status == "PendingManualApproval":
         return None
@@ -213,7 +215,7 @@ def on_model_package_event(
     if dataset is None:
         log.info("ignoring %s: not a model package group of project %s", event.group_name, project)
         return None
-    report = deploy_stage(home, stage, [dataset], project)
+    report = deploy_stage(home, stage, [dataset], project, canary_weight)
     report.raise_for_failures()
     if dataset not in local_deployer(home, project).read_table(stage).routes:
         return EventOutcome(dataset, report, [])

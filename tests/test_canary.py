@@ -128,11 +128,32 @@ def test_rejecting_the_canary_version_removes_it_on_the_next_deploy(backend) -> 
     assert keys(backend) == [key_of(backend, route.model_data_url)]
 
 
+@pytest.mark.parametrize("canary_there", [False, True])
+def test_a_rejected_live_version_is_replaced_at_once_in_canary_mode(backend, canary_there) -> None:
+    a = artifacts()
+    backend.register(CANCER, a["cancer-0"])
+    backend.deployer.deploy(STAGE, [CANCER])
+    backend.register(CANCER, a["cancer-1"])
+    if canary_there:
+        backend.deployer.deploy(STAGE, [CANCER], canary_weight=0.25)
+    backend.set_status(CANCER, 1, "Rejected")
+
+    report = backend.deployer.deploy(STAGE, [CANCER], canary_weight=0.25)
+
+    # A rejected version must stop serving: the newer one goes live, not beside it as canary.
+    assert [c.action for c in report.changes] == ["deployed"]
+    route = backend.deployer.read_table(STAGE).routes[CANCER]
+    assert route.model_package_version == 2 and route.canary is None and route.previous is None
+    assert keys(backend) == [key_of(backend, route.model_data_url)]
+
+
 def test_an_invalid_canary_weight_is_refused(backend) -> None:
     from container.errors import InputError
 
     with pytest.raises(InputError, match="between 0 and 1"):
         backend.deployer.deploy(STAGE, [CANCER], canary_weight=1.0)
+    with pytest.raises(InputError, match="between 0 and 1"):
+        backend.deployer.promote(STAGE, "prod", canary_weight=0.0)
     with_canary(backend)
     document = json.loads(backend.deployer.read_table(STAGE).to_json())
     document["datasets"][CANCER]["canary_weight"] = 1.5
@@ -357,6 +378,60 @@ def test_the_cli_places_and_judges_canaries(backend) -> None:
     judged = runner.invoke(endpoint, ["canary", STAGE, "-d", CANCER, *options])
     assert judged.exit_code == 0, judged.output
     assert "wait" in judged.output
+
+
+def cli_options(backend: LocalBackend) -> list[str]:
+    return ["--home", str(backend.home), "--project-name", "mme"]
+
+
+@pytest.mark.parametrize(("value", "action"), [("true", "canary"), ("false", "deployed")])
+def test_mme_canary_switches_the_deploy_command_to_canary_mode(backend, value, action) -> None:
+    from click.testing import CliRunner
+
+    from modeldeploy.cli import endpoint
+
+    a = artifacts()
+    backend.register(CANCER, a["cancer-0"])
+    backend.deployer.deploy(STAGE, [CANCER])
+    backend.register(CANCER, a["cancer-1"])
+
+    result = CliRunner().invoke(
+        endpoint, ["deploy", STAGE, "-d", CANCER, *cli_options(backend)], env={"MME_CANARY": value}
+    )
+
+    assert result.exit_code == 0, result.output
+    assert f"{CANCER:<24} {action} " in result.output
+    route = backend.deployer.read_table(STAGE).routes[CANCER]
+    live = 1 if action == "canary" else 2
+    assert route.model_package_version == live
+    assert (route.canary is not None) == (action == "canary")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "env"), [(["--canary"], {}), ([], {"MME_CANARY": "true"})], ids=["flag", "env"]
+)
+def test_the_cli_promotes_a_newer_version_as_prod_canary_with_the_prod_weight(
+    backend, arguments, env
+) -> None:
+    from click.testing import CliRunner
+
+    from modeldeploy.cli import endpoint
+
+    a = artifacts()
+    backend.register(CANCER, a["cancer-0"])
+    backend.deployer.deploy(STAGE, [CANCER])
+    backend.deployer.promote(STAGE, "prod")
+    backend.register(CANCER, a["cancer-1"])
+    backend.deployer.deploy(STAGE, [CANCER])
+    prod_live = backend.deployer.read_table("prod").routes[CANCER]
+
+    result = CliRunner().invoke(endpoint, ["promote", *arguments, *cli_options(backend)], env=env)
+
+    assert result.exit_code == 0, result.output
+    route = backend.deployer.read_table("prod").routes[CANCER]
+    assert route.without_canary() == prod_live
+    assert route.canary is not None and route.canary.model_package_version == 2
+    assert route.canary_weight == load_policy("prod").weight != load_policy(STAGE).weight
 
 
 def test_pruning_keeps_live_canary_and_previous(backend) -> None:

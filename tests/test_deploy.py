@@ -193,6 +193,41 @@ def test_promote_serves_exactly_what_dev_serves(backend) -> None:
     assert backend.storage.sha256(prod.model_data_url) == dev.sha256
 
 
+def test_promote_as_canary_holds_changed_versions_back_beside_prod_live(backend) -> None:
+    a = artifacts()
+    backend.register(CANCER, a["cancer-0"])
+    backend.deployer.deploy("dev", [CANCER])
+    backend.deployer.promote("dev", "prod")
+    prod_live = live(backend, "prod").routes[CANCER]
+    backend.register(CANCER, a["cancer-1"])
+    backend.register("iris", a["iris"])
+    backend.deployer.deploy("dev", [CANCER, "iris"])
+    backend.register(CANCER, a["cancer-2"])
+    backend.deployer.deploy("dev", [CANCER], canary_weight=0.5)  # dev: 2 live, 3 canary
+
+    report = backend.deployer.promote("dev", "prod", canary_weight=0.1)
+
+    assert {c.dataset: c.action for c in report.changes} == {CANCER: "canary", "iris": "deployed"}
+    route = live(backend, "prod").routes[CANCER]
+    assert route.without_canary() == prod_live
+    # dev's live version is promoted, not dev's canary.
+    assert route.canary is not None and route.canary.model_package_version == 2
+    assert route.canary_weight == 0.1
+    assert (
+        backend.storage.sha256(route.canary.model_data_url) == live(backend).routes[CANCER].sha256
+    )
+    # Nothing live in prod to compare it with: a new dataset goes live.
+    iris = live(backend, "prod").routes["iris"]
+    assert iris.model_package_version == 1 and iris.canary is None
+    table, objects = live(backend, "prod"), backend.objects()
+
+    again = backend.deployer.promote("dev", "prod", canary_weight=0.1)
+
+    assert {c.action for c in again.changes} == {"unchanged"}
+    assert not again.table_written and again.deleted == []
+    assert live(backend, "prod") == table and backend.objects() == objects
+
+
 def test_promote_refuses_a_version_rejected_since_dev_deployed_it(backend) -> None:
     a = artifacts()
     backend.register(CANCER, a["cancer-0"])

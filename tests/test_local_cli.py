@@ -81,6 +81,29 @@ def test_approve_and_reject_change_the_state_and_emit_events(home: Path) -> None
     assert missing.exit_code == 1 and "has no version 9" in missing.output
 
 
+def test_approve_with_canary_keeps_dev_live_and_adds_the_canary(tmp_path: Path) -> None:
+    from modeldeploy.canary import load_policy
+    from tests.deploy_support import artifacts, local_backend
+
+    backend = local_backend(tmp_path)
+    cancer = artifacts()
+    backend.register("breast-cancer", cancer["cancer-0"], status="PendingManualApproval")
+    assert mme(tmp_path, "approve", "breast-cancer").exit_code == 0
+    live = backend.deployer.read_table("dev").routes["breast-cancer"]
+    backend.register("breast-cancer", cancer["cancer-1"], status="PendingManualApproval")
+
+    approved = mme(tmp_path, "approve", "breast-cancer", "--canary")
+
+    assert approved.exit_code == 0, approved.output
+    assert "dev: breast-cancer canary" in approved.output
+    route = backend.deployer.read_table("dev").routes["breast-cancer"]
+    assert route.without_canary() == live
+    assert route.canary is not None and route.canary.model_package_version == 2
+    assert route.canary_weight == load_policy("dev").weight
+    refused = mme(tmp_path, "approve", "breast-cancer", "1", "--canary", "--no-deploy")
+    assert refused.exit_code == 2 and "--no-deploy" in refused.output
+
+
 def test_two_approvals_racing_record_one_change(tmp_path: Path) -> None:
     home = LocalHome(tmp_path)
     home.registry.register(GROUP, "s3://b/model.tar.gz")
