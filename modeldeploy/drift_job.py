@@ -3,6 +3,8 @@ training baseline, written as a report (JSON + PNG plots) and, on AWS, CloudWatc
 
 Only inputs the live model itself answered count (`target_model` matches the route): inputs
 logged before a redeploy belong to another model, trained on other data, with another baseline.
+Only real traffic counts: the log's readers leave out the smoke tests' calls by default, whose
+training-like rows would pull every feature toward its baseline.
 
 Report layout: <output>/<stage>/<dataset>/drift.json, psi.png, feature-<name>.png.
 Metrics (namespace MME/Drift, dimensions Stage and Dataset): MaxPSI, DriftedFeatures,
@@ -28,7 +30,8 @@ from modeldeploy.routing import Route, RoutingTable
 METRIC_NAMESPACE = "MME/Drift"
 REPORT_FILE = "drift.json"
 
-# (dataset, since, until) -> the dataset's answered invocations in that window, in time order.
+# (dataset, since, until) -> the dataset's answered real-traffic invocations (no smoke tests) in
+# that window, in time order: `read_local` and `read_dynamodb` with their defaults.
 RecordReader = Callable[[str, float, float | None], Iterable[InferenceRecord]]
 
 

@@ -2,7 +2,13 @@
 
 One record per invocation (`InferenceRecord`): request id, time, stage, dataset, the routed
 target model and package version, the model version the container answered with, the HTTP
-status, latency, the inputs exactly as sent to the endpoint and the predictions.
+status, latency, the inputs exactly as sent to the endpoint, the predictions, and the call's
+purpose: real traffic, or a smoke test (the invoker's `x-mme-purpose` request header).
+
+The readers return real traffic only unless asked (`include_smoke`): a smoke test sends one
+training-like row per deploy, which would pull the drift window toward the baseline, and a
+canary is judged on what real callers got, not on the deploy pipeline's own probe (which may
+also be the call that loads the model, with its cold-start latency).
 
 Logging must never fail or slow a prediction, so `BackgroundLog` puts a record on a bounded
 in-memory queue (`put_nowait`: it never waits) and a daemon thread writes batches to a sink.
@@ -38,6 +44,11 @@ from typing import Any, Protocol
 
 log = logging.getLogger("modeldeploy.inference_log")
 
+# What a call was for, as recorded in InferenceRecord.purpose.
+PURPOSE_TRAFFIC = "traffic"
+PURPOSE_SMOKE = "smoke"
+PURPOSES = (PURPOSE_TRAFFIC, PURPOSE_SMOKE)
+
 DEFAULT_QUEUE_SIZE = 10_000
 DEFAULT_BATCH_SIZE = 25  # DynamoDB BatchWriteItem's maximum
 DEFAULT_TTL_DAYS = 30
@@ -62,6 +73,8 @@ class InferenceRecord:
     model_package_version: int | None = None
     model_version: str = ""  # sha256 of the model file the container answered with
     error: str = ""
+    # Rows and items written before this field existed lack it: they were all real traffic.
+    purpose: str = PURPOSE_TRAFFIC
 
     @property
     def iso_time(self) -> str:
@@ -179,10 +192,16 @@ def fit_for_store(entry: InferenceRecord) -> InferenceRecord:
     return entry
 
 
+def _wanted(record: InferenceRecord, include_smoke: bool) -> bool:
+    return include_smoke or record.purpose != PURPOSE_SMOKE
+
+
 # -- local: SQLite -----------------------------------------------------------------------------
 
 _COLUMNS = [f.name for f in fields(InferenceRecord)]
-_SCHEMA = """
+# Columns added since the first release, which an older file lacks: the writer adds them.
+_ADDED_COLUMNS = {"purpose": f"purpose TEXT NOT NULL DEFAULT '{PURPOSE_TRAFFIC}'"}
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS inference_log (
     request_id TEXT NOT NULL,
     time REAL NOT NULL,
@@ -196,7 +215,8 @@ CREATE TABLE IF NOT EXISTS inference_log (
     target_model TEXT NOT NULL,
     model_package_version INTEGER,
     model_version TEXT NOT NULL,
-    error TEXT NOT NULL
+    error TEXT NOT NULL,
+    {_ADDED_COLUMNS["purpose"]}
 );
 CREATE INDEX IF NOT EXISTS inference_log_by_dataset ON inference_log (stage, dataset, time);
 -- Expiry deletes by time alone, after every batch: without this it would scan the table.
@@ -223,6 +243,7 @@ class SQLiteSink:
             connection = sqlite3.connect(self.path, timeout=1.0)
             connection.execute("PRAGMA journal_mode=WAL")  # readers (the drift job) never block
             connection.executescript(_SCHEMA)
+            _add_missing_columns(connection)
             self._connection = connection
         return self._connection
 
@@ -248,6 +269,25 @@ class SQLiteSink:
         return 0
 
 
+def _table_columns(connection: sqlite3.Connection) -> set[str]:
+    return {row[1] for row in connection.execute("PRAGMA table_info(inference_log)")}
+
+
+def _add_missing_columns(connection: sqlite3.Connection) -> None:
+    """Bring a file written by an older version up to the current schema."""
+    # Immediate: two processes opening the same old file must not both add a column.
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        present = _table_columns(connection)
+        for name, definition in _ADDED_COLUMNS.items():
+            if name not in present:
+                connection.execute(f"ALTER TABLE inference_log ADD COLUMN {definition}")
+        connection.commit()
+    except BaseException:
+        connection.rollback()
+        raise
+
+
 def read_local(
     path: Path,
     stage: str,
@@ -256,22 +296,29 @@ def read_local(
     until: float | None = None,
     *,
     include_errors: bool = False,
+    include_smoke: bool = False,
 ) -> Iterator[InferenceRecord]:
-    """The successful invocations of a dataset in a stage from `since` (epoch seconds) on;
-    with `include_errors` the refused and failed ones too."""
+    """The successful real-traffic invocations of a dataset in a stage from `since` (epoch
+    seconds) on; with `include_errors` the refused and failed ones too, with `include_smoke` the
+    smoke tests' too."""
     if not path.is_file():
         return
     status = "" if include_errors else "AND status = 200 "
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
     try:
+        # Read-only, so an older file is read as it is: a column it lacks takes the default.
+        present = _table_columns(connection)
+        columns = [name for name in _COLUMNS if name in present]
         rows = connection.execute(
-            f"SELECT {', '.join(_COLUMNS)} FROM inference_log "
+            f"SELECT {', '.join(columns)} FROM inference_log "
             f"WHERE stage = ? AND dataset = ? {status}AND time >= ? AND time < ? "
             "ORDER BY time",
             (stage, dataset, since, until if until is not None else float("inf")),
         )
         for row in rows:
-            yield InferenceRecord(**dict(zip(_COLUMNS, row, strict=True)))
+            record = InferenceRecord(**dict(zip(columns, row, strict=True)))
+            if _wanted(record, include_smoke):
+                yield record
     finally:
         connection.close()
 
@@ -279,7 +326,8 @@ def read_local(
 # -- AWS: DynamoDB -----------------------------------------------------------------------------
 #
 # Item: pk = dataset ("-" when unreadable), sk = "<epoch ms, 13 digits>#<request id>" (time
-# order within a dataset), every record field as an attribute, and `expires_at` (epoch seconds)
+# order within a dataset), every record field as an attribute (an item written before a field
+# existed lacks it, and reads back with the field's default), and `expires_at` (epoch seconds)
 # for the table's TTL.
 
 
@@ -358,9 +406,11 @@ def read_dynamodb(
     until: float | None = None,
     *,
     include_errors: bool = False,
+    include_smoke: bool = False,
 ) -> Iterator[InferenceRecord]:
-    """The successful invocations of a dataset from `since` on, in time order; with
-    `include_errors` the refused and failed ones too."""
+    """The successful real-traffic invocations of a dataset from `since` on, in time order;
+    with `include_errors` the refused and failed ones too, with `include_smoke` the smoke tests'
+    too."""
     upper = f"{int((until if until is not None else 9_999_999_999) * 1000):013d}#~"
     arguments: dict[str, Any] = {
         "TableName": table,
@@ -380,7 +430,11 @@ def read_dynamodb(
     while True:
         page = client.query(**arguments)
         for item in page.get("Items", []):
-            yield InferenceRecord(**{name: _value(item[name]) for name in _COLUMNS})
+            record = InferenceRecord(
+                **{name: _value(item[name]) for name in _COLUMNS if name in item}
+            )
+            if _wanted(record, include_smoke):
+                yield record
         if "LastEvaluatedKey" not in page:
             return
         arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]

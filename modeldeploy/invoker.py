@@ -12,6 +12,12 @@ Errors answer {"error": <type>, "message": <what is wrong>}:
     405 not a POST; 413 payload over the limit; 502 the endpoint failed or answered nonsense;
     503 the endpoint throttles, is busy loading or is unavailable (with Retry-After).
 
+Headers: every response, answered or refused, carries `x-mme-request-id`, the id its inference
+log record has: the Function URL's request id (requestContext.requestId), else a fresh one.
+A request may say what it is for with `x-mme-purpose`: `traffic` (the default) or `smoke`, which
+the smoke test sends so that its rows stay out of drift and canary judgements; another value
+gets 400.
+
 A dataset whose route has a canary sends a `canary_weight` share of its requests (at random) to
 the canary target; the answer and the log record name the version that answered.
 The routing table is cached for ROUTING_TTL_SECONDS. Every invocation, answered or refused, is
@@ -43,6 +49,8 @@ from typing import Any
 
 from modeldeploy.inference_log import (
     DEFAULT_TTL_DAYS,
+    PURPOSE_TRAFFIC,
+    PURPOSES,
     BackgroundLog,
     DynamoDBSink,
     InferenceLog,
@@ -62,6 +70,9 @@ LOSS_METRIC = "InferenceLogDropped"
 # InvokeEndpoint's own limit (botocore BodyBlob max); a larger body could never reach a model.
 DEFAULT_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 RETRY_AFTER_SECONDS = "2"
+# Function URLs hand the handler lower-case header names.
+PURPOSE_HEADER = "x-mme-purpose"
+REQUEST_ID_HEADER = "x-mme-request-id"
 _REQUEST_KEYS = frozenset({"dataset", "rows"})
 # ModelError.OriginalStatusCode from the serving container -> what the caller gets.
 _CONTAINER_INPUT_ERRORS = frozenset({400, 406, 415, 422})
@@ -77,12 +88,12 @@ _THROTTLING = frozenset(
 )
 
 
-def request_event(dataset: str, rows: Any) -> dict[str, Any]:
+def request_event(dataset: str, rows: Any, purpose: str = PURPOSE_TRAFFIC) -> dict[str, Any]:
     """A Function URL event carrying an invoker request, as a caller's POST arrives."""
     return {
         "version": "2.0",
         "requestContext": {"http": {"method": "POST", "path": "/"}},
-        "headers": {"content-type": "application/json"},
+        "headers": {"content-type": "application/json", PURPOSE_HEADER: purpose},
         "body": json.dumps({"dataset": dataset, "rows": rows}),
         "isBase64Encoded": False,
     }
@@ -114,6 +125,26 @@ def _response(
     }
 
 
+def _request_id(event: dict[str, Any]) -> str:
+    return str(event.get("requestContext", {}).get("requestId") or uuid.uuid4().hex)
+
+
+def _with_request_id(response: dict[str, Any], request_id: str) -> dict[str, Any]:
+    response["headers"][REQUEST_ID_HEADER] = request_id
+    return response
+
+
+def _purpose(event: dict[str, Any]) -> str:
+    purpose = (event.get("headers") or {}).get(PURPOSE_HEADER, PURPOSE_TRAFFIC)
+    if purpose not in PURPOSES:
+        raise Reply(
+            400,
+            "BadRequest",
+            f"{PURPOSE_HEADER} must be one of {', '.join(PURPOSES)}, not {purpose!r}",
+        )
+    return purpose
+
+
 def _error_response(reply: Reply) -> dict[str, Any]:
     extra = {"retry-after": RETRY_AFTER_SECONDS} if reply.retry_after else {}
     if reply.status == 405:
@@ -125,6 +156,8 @@ def _error_response(reply: Reply) -> dict[str, Any]:
 class _Call:
     """What one request got as far as, for its inference log record."""
 
+    request_id: str
+    purpose: str = PURPOSE_TRAFFIC
     dataset: str = ""
     payload: bytes | None = None
     content_type: str = ""
@@ -163,28 +196,29 @@ class Invoker:
     def handle(self, event: dict[str, Any]) -> dict[str, Any]:
         """A Function URL event (payload 2.0) -> a Function URL response; never raises."""
         started = time.perf_counter()
-        call = _Call()
+        call = _Call(_request_id(event))
         try:
             response = self._handle(event, call)
         except Reply as reply:
             if reply.status >= 500:
-                log.warning("%d %s: %s", reply.status, reply.error, reply.message)
+                log.warning(
+                    "%s: %d %s: %s", call.request_id, reply.status, reply.error, reply.message
+                )
             call.error = f"{reply.error}: {reply.message}"
             response = _error_response(reply)
         except Exception as error:  # a bug here must still answer with its reason
-            log.exception("invoker failed")
+            log.exception("%s: invoker failed", call.request_id)
             call.error = f"InternalError: {type(error).__name__}: {error}"
             response = _error_response(
                 Reply(500, "InternalError", f"the invoker failed: {type(error).__name__}: {error}")
             )
         if self.inference_log is not None:
-            self._log_call(self.inference_log, event, call, response, started)
-        return response
+            self._log_call(self.inference_log, call, response, started)
+        return _with_request_id(response, call.request_id)
 
     def _log_call(
         self,
         inference_log: InferenceLog,
-        event: dict[str, Any],
         call: _Call,
         response: dict[str, Any],
         started: float,
@@ -194,9 +228,7 @@ class Invoker:
             predictions = answer.get("predictions")
             inference_log.record(
                 InferenceRecord(
-                    request_id=str(
-                        event.get("requestContext", {}).get("requestId") or uuid.uuid4().hex
-                    ),
+                    request_id=call.request_id,
                     time=time.time(),
                     stage=self.stage,
                     dataset=call.dataset,
@@ -209,6 +241,7 @@ class Invoker:
                     model_package_version=route.model_package_version if route else None,
                     model_version=str(answer.get("model_version") or ""),
                     error=call.error,
+                    purpose=call.purpose,
                 )
             )
         except Exception:  # the log is never worth a prediction
@@ -217,6 +250,8 @@ class Invoker:
     # -- request -------------------------------------------------------------------------------
 
     def _handle(self, event: dict[str, Any], call: _Call) -> dict[str, Any]:
+        # First, so that a smoke test's call is marked even when it is refused.
+        call.purpose = _purpose(event)
         method = event.get("requestContext", {}).get("http", {}).get("method", "POST")
         if method != "POST":
             raise Reply(405, "MethodNotAllowed", f"use POST, not {method}")
@@ -509,8 +544,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             _default = _from_environment()
         except (KeyError, ValueError) as error:
             log.exception("invoker misconfigured")
-            return _error_response(
-                Reply(502, "InvokerMisconfigured", f"the invoker is misconfigured: {error!r}")
+            return _with_request_id(
+                _error_response(
+                    Reply(502, "InvokerMisconfigured", f"the invoker is misconfigured: {error!r}")
+                ),
+                _request_id(event),
             )
     response = _default.handle(event)
     if isinstance(_default.inference_log, BackgroundLog):

@@ -4,7 +4,12 @@ The row is built from the deployed artifact's own signature: for a numeric featu
 the training data (the middle decile edge of its baseline, else its mean), for a categorical one
 its most frequent category. The answer must be a 200 holding one prediction whose label is one
 of the model's classes, probabilities that sum to one, and the model version the routing table
-says is live, both the package version and the checksum of the model file.
+says is live, both the package version and the checksum of the model file. A dataset with a
+canary has the invoker send the call to the canary for its weighted share: an answer from the
+canary is held to the canary's version instead.
+
+Its requests are marked as smoke tests (`PURPOSE_SMOKE`): the inference log keeps them, but
+drift and canary judgements leave them out, since a training-like row says nothing about traffic.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 
 from container.errors import InputError
 from modeldeploy.artifacts import verify_archive
+from modeldeploy.inference_log import PURPOSE_SMOKE
 from modeldeploy.interfaces import NoSuchObject, Storage
 from modeldeploy.invoker import Invoker, request_event
 from modeldeploy.routing import Route, RoutingTable
@@ -49,36 +55,44 @@ def example_record(signature: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def _check(route: Route, signature: dict[str, Any], response: dict[str, Any]) -> str | None:
-    """What is wrong with the invoker's answer, or None."""
+def _answering(route: Route, body: dict[str, Any]) -> tuple[Route, str]:
+    """The route that the invoker says answered, the live one or its canary, and its role."""
+    if route.canary is not None and body.get("target_model") == route.canary.target_model:
+        return route.canary, "canary"
+    return route, "live"
+
+
+def _check(route: Route, signature: dict[str, Any], response: dict[str, Any]) -> tuple[bool, str]:
+    """Whether the invoker's answer is right, and what is wrong with it or who answered."""
     try:
         body = json.loads(response["body"])
     except (KeyError, ValueError):
-        return f"status {response.get('statusCode')} with an unreadable body"
+        return False, f"status {response.get('statusCode')} with an unreadable body"
     if response["statusCode"] != 200:
-        return f"status {response['statusCode']}: {body.get('message', body)}"
+        return False, f"status {response['statusCode']}: {body.get('message', body)}"
     predictions = body.get("predictions")
     if not isinstance(predictions, list) or len(predictions) != 1:
-        return f"expected one prediction, got {predictions!r}"
+        return False, f"expected one prediction, got {predictions!r}"
     classes = signature["schema"]["classes"]
     label = predictions[0].get("label")
     if label not in classes:
-        return f"label {label!r} is not one of the model's classes {classes}"
+        return False, f"label {label!r} is not one of the model's classes {classes}"
     probabilities = predictions[0].get("probabilities") or {}
     total = sum(probabilities.values())
     if not math.isclose(total, 1.0, abs_tol=1e-6):
-        return f"probabilities sum to {total}, not 1"
-    if body.get("model_package_version") != route.model_package_version:
-        return (
+        return False, f"probabilities sum to {total}, not 1"
+    expected, role = _answering(route, body)
+    if body.get("model_package_version") != expected.model_package_version:
+        return False, (
             f"answered by package version {body.get('model_package_version')}, "
-            f"but version {route.model_package_version} is live"
+            f"but the {role} version is {expected.model_package_version}"
         )
-    if body.get("model_version") != route.model_sha256:
-        return (
-            f"answered by model {str(body.get('model_version'))[:12]}..., but the live artifact "
-            f"holds {route.model_sha256[:12]}..."
+    if body.get("model_version") != expected.model_sha256:
+        return False, (
+            f"answered by model {str(body.get('model_version'))[:12]}..., but the {role} "
+            f"artifact holds {expected.model_sha256[:12]}..."
         )
-    return None
+    return True, f"version {expected.model_package_version} ({role}) answered correctly"
 
 
 def smoke_test(
@@ -103,14 +117,7 @@ def smoke_test(
         except (NoSuchObject, InputError) as error:
             results.append(SmokeResult(dataset, False, f"live artifact unusable: {error}"))
             continue
-        problem = _check(
-            route, signature, invoker.handle(request_event(dataset, [example_record(signature)]))
-        )
-        results.append(
-            SmokeResult(
-                dataset,
-                problem is None,
-                problem or f"version {route.model_package_version} answered correctly",
-            )
-        )
+        request = request_event(dataset, [example_record(signature)], purpose=PURPOSE_SMOKE)
+        ok, message = _check(route, signature, invoker.handle(request))
+        results.append(SmokeResult(dataset, ok, message))
     return results

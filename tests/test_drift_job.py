@@ -20,14 +20,23 @@ from moto import mock_aws
 
 from modeldeploy import drift, drift_job
 from modeldeploy.cli import endpoint as endpoint_cli
-from modeldeploy.inference_log import InferenceRecord, SQLiteSink, local_log_path
+from modeldeploy.inference_log import (
+    PURPOSE_SMOKE,
+    PURPOSE_TRAFFIC,
+    InferenceRecord,
+    SQLiteSink,
+    local_log_path,
+    read_local,
+)
 from tests.deploy_support import PROJECT, artifacts, local_backend, offline_aws
 from tests.serving_support import breast_cancer_frame
 
 FEATURES = [c for c in breast_cancer_frame().columns if c != "target"]
 
 
-def records(frame: pd.DataFrame, target_model: str, batch: int = 25) -> list[InferenceRecord]:
+def records(
+    frame: pd.DataFrame, target_model: str, batch: int = 25, purpose: str = PURPOSE_TRAFFIC
+) -> list[InferenceRecord]:
     """The frame's rows as invocations of `batch` rows, alternating JSON lists and CSV."""
     out = []
     now = time.time()
@@ -50,6 +59,7 @@ def records(frame: pd.DataFrame, target_model: str, batch: int = 25) -> list[Inf
                 outputs="[]",
                 target_model=target_model,
                 model_package_version=1,
+                purpose=purpose,
             )
         )
     return out
@@ -107,6 +117,39 @@ def test_the_cli_reports_a_shifted_feature_and_can_fail_on_it(deployed, tmp_path
     assert report["drifted_features"] == ["worst area"] and report["rows"] == 400
     assert (directory / "feature-worst_area.png").is_file()
     assert run_cli(home, tmp_path / "again").exit_code == 0  # reported, not failed
+
+
+def test_smoke_test_rows_are_left_out_of_drift(deployed, tmp_path) -> None:
+    home, target = deployed
+    frame = breast_cancer_frame()
+    sink = SQLiteSink(local_log_path(home))
+    sink.write(records(frame.sample(n=400, replace=True, random_state=0), target))
+    shifted = frame.sample(n=400, replace=True, random_state=5).copy()
+    shifted["worst area"] *= 3
+    sink.write(records(shifted, target, purpose=PURPOSE_SMOKE))
+
+    result = run_cli(home, tmp_path / "drift", "--fail-on-drift")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "drift" / "dev" / "breast-cancer" / "drift.json").read_text())
+    assert report["status"] == "ok" and report["rows"] == 400
+
+    # Counted, the same rows are drift: the smoke marker is all that keeps them out.
+    deployer = local_backend(home).deployer
+    path = local_log_path(home)
+    [counted] = drift_job.run(
+        deployer.storage,
+        deployer.read_table("dev"),
+        lambda dataset, since, until: read_local(
+            path, "dev", dataset, since, until, include_smoke=True
+        ),
+        ["breast-cancer"],
+        0,
+        None,
+        tmp_path / "counted",
+        drift.Thresholds(),
+    )
+    assert counted.report.status == "drift" and counted.report.rows == 800
+    assert "worst area" in counted.report.drifted
 
 
 def test_an_empty_log_is_insufficient_not_ok(deployed, tmp_path) -> None:

@@ -1,7 +1,8 @@
 """The inference log: every invocation recorded, and a store that is down or slow costs nothing.
 
 The invoker runs against a fake SageMaker runtime (the runtime's own contract is test_invoker's
-business); the stores are a real SQLite file and DynamoDB under moto.
+business); the stores are a real SQLite file and DynamoDB under moto, its table created as the
+endpoint stack declares it.
 """
 
 from __future__ import annotations
@@ -10,25 +11,30 @@ import io
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from modeldeploy import invoker as invoker_module
+from modeldeploy.build import load_template
 from modeldeploy.inference_log import (
     MAX_LOGGED_INPUT_BYTES,
+    PURPOSE_SMOKE,
+    PURPOSE_TRAFFIC,
     BackgroundLog,
     DynamoDBSink,
     InferenceRecord,
     SQLiteSink,
+    dynamodb_item,
     read_dynamodb,
     read_local,
 )
-from modeldeploy.invoker import Invoker
+from modeldeploy.invoker import Invoker, request_event
 from tests.deploy_support import offline_aws
 from tests.test_invoker import MODEL_SHA, event, make_route, table_bytes
 
@@ -36,13 +42,18 @@ PREDICTION = {"label": 0, "probabilities": {"0": 0.9, "1": 0.1}}
 
 
 class FakeRuntime:
-    """Answers every InvokeEndpoint with one prediction per row, as the container does."""
+    """Answers every InvokeEndpoint with one prediction per row, as the container does, except
+    for the calls given a failure (in call order; None answers)."""
 
-    def __init__(self) -> None:
+    def __init__(self, failures: Sequence[Exception | None] = ()) -> None:
         self.calls = 0
+        self.failures = list(failures)
 
     def invoke_endpoint(self, **request: Any) -> dict[str, Any]:
         self.calls += 1
+        failure = self.failures.pop(0) if self.failures else None
+        if failure is not None:
+            raise failure
         body = request["Body"]
         rows = (
             len(body.decode().splitlines())
@@ -77,9 +88,9 @@ class BlockedSink:
         return 0
 
 
-def make_invoker(log: Any) -> Invoker:
+def make_invoker(log: Any, runtime: FakeRuntime | None = None) -> Invoker:
     return Invoker(
-        runtime=FakeRuntime(),
+        runtime=runtime or FakeRuntime(),
         endpoint_name="mme-dev",
         read_table=lambda: table_bytes(make_route()),
         stage="dev",
@@ -188,17 +199,11 @@ def test_inputs_too_large_for_the_store_are_left_out_saying_so(tmp_path: Path) -
 
 
 def dynamodb_table(client: Any, name: str = "mme-dev-inference-log") -> str:
+    """The inference log table with the keys and billing the endpoint stack declares."""
+    declared = load_template()["Resources"]["InferenceLog"]["Properties"]
     client.create_table(
         TableName=name,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
+        **{key: declared[key] for key in ("KeySchema", "AttributeDefinitions", "BillingMode")},
     )
     return name
 
@@ -228,6 +233,155 @@ def test_dynamodb_records_every_invocation_with_a_ttl(monkeypatch: pytest.Monkey
         expires = int(item["expires_at"]["N"])
         assert expires == pytest.approx(started + 7 * 86_400, abs=60)
         assert list(read_dynamodb(client, table, "iris", since=time.time() + 60)) == []
+
+
+def model_failure(original_status: int) -> ClientError:
+    """The runtime's ModelError for a container answer with that status."""
+    return ClientError(
+        {
+            "Error": {"Code": "ModelError", "Message": "Received server error"},
+            "OriginalStatusCode": original_status,
+            "OriginalMessage": json.dumps({"code": original_status, "message": "it broke"}),
+        },
+        "InvokeEndpoint",
+    )
+
+
+def test_dynamodb_keeps_failed_calls_for_the_canary_and_drift_reads_without_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    offline_aws(monkeypatch)
+    throttled = ClientError(
+        {"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "InvokeEndpoint"
+    )
+    runtime = FakeRuntime([None, model_failure(500), model_failure(400), throttled, None])
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        table = dynamodb_table(client)
+        log = BackgroundLog(DynamoDBSink(table, client))
+        invoker = make_invoker(log, runtime)
+        started = time.time()
+        statuses = [
+            invoker.handle(event({"dataset": "iris", "rows": ROWS}))["statusCode"] for _ in range(5)
+        ]
+        assert statuses == [200, 502, 400, 503, 200]
+        assert log.drain(10) and log.stats().recorded == 5
+
+        answered = list(read_dynamodb(client, table, "iris", since=started - 1))
+        every = list(read_dynamodb(client, table, "iris", since=started - 1, include_errors=True))
+
+    assert [r.status for r in answered] == [200, 200]
+    # Calls within one millisecond share their sort key's time: compare without their order.
+    assert sorted(r.status for r in every) == [200, 200, 400, 502, 503]
+    failed = {r.status: r for r in every if r.status != 200}
+    assert failed[502].error.startswith("EndpointError") and "status 500" in failed[502].error
+    assert failed[400].error.startswith("BadRequest") and "it broke" in failed[400].error
+    assert failed[503].error.startswith("EndpointBusy")
+    for record in failed.values():
+        # What the canary judgement needs of a failure: who was called, with what, how long.
+        assert record.target_model == make_route().target_model
+        assert record.model_package_version == 3 and record.model_version == ""
+        assert json.loads(record.inputs or "") == ROWS and record.outputs is None
+        assert isinstance(record.latency_ms, float)
+
+
+Reader = Callable[..., list[InferenceRecord]]
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def store(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Any, Reader]]:
+    """A sink and a reader of its dataset "iris" in stage dev (keyword options as the readers')."""
+    if request.param == "sqlite":
+        path = tmp_path / "inference.sqlite"
+        yield (
+            SQLiteSink(path),
+            lambda **options: list(read_local(path, "dev", "iris", 0, **options)),
+        )
+        return
+    offline_aws(monkeypatch)
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        table = dynamodb_table(client)
+        yield (
+            DynamoDBSink(table, client),
+            lambda **options: list(read_dynamodb(client, table, "iris", 0, **options)),
+        )
+
+
+def test_smoke_calls_are_stored_but_read_only_when_asked(store: tuple[Any, Reader]) -> None:
+    sink, read = store
+    log = BackgroundLog(sink)
+    invoker = make_invoker(log, FakeRuntime([None, model_failure(500)]))
+    invoker.handle(request_event("iris", ROWS, purpose=PURPOSE_SMOKE))
+    invoker.handle(request_event("iris", ROWS, purpose=PURPOSE_SMOKE))  # a failed one
+    invoker.handle(request_event("iris", ROWS))
+    assert log.drain(10) and log.stats().recorded == 3
+
+    assert [r.purpose for r in read()] == [PURPOSE_TRAFFIC]
+    assert [r.purpose for r in read(include_errors=True)] == [PURPOSE_TRAFFIC]
+    assert sorted(r.purpose for r in read(include_smoke=True)) == [PURPOSE_SMOKE, PURPOSE_TRAFFIC]
+    every = read(include_errors=True, include_smoke=True)
+    assert sorted((r.purpose, r.status) for r in every) == [
+        (PURPOSE_SMOKE, 200),
+        (PURPOSE_SMOKE, 502),
+        (PURPOSE_TRAFFIC, 200),
+    ]
+
+
+# The local store's table as the first release created it, before records had a purpose.
+FIRST_SCHEMA = """
+CREATE TABLE inference_log (
+    request_id TEXT NOT NULL, time REAL NOT NULL, stage TEXT NOT NULL, dataset TEXT NOT NULL,
+    status INTEGER NOT NULL, latency_ms REAL NOT NULL, content_type TEXT NOT NULL, inputs TEXT,
+    outputs TEXT, target_model TEXT NOT NULL, model_package_version INTEGER,
+    model_version TEXT NOT NULL, error TEXT NOT NULL
+);
+"""
+
+
+def old_record(request_id: str) -> InferenceRecord:
+    return InferenceRecord(request_id, time.time() - 60, "dev", "iris", 200, 1.0, inputs="[[1]]")
+
+
+def test_an_older_local_store_is_read_as_traffic_and_upgraded_by_the_writer(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+    from dataclasses import asdict
+
+    path = tmp_path / "inference.sqlite"
+    old = asdict(old_record("before"))
+    del old["purpose"]
+    with sqlite3.connect(path) as connection:
+        connection.executescript(FIRST_SCHEMA)
+        connection.execute(
+            f"INSERT INTO inference_log ({', '.join(old)}) VALUES ({', '.join('?' * len(old))})",
+            tuple(old.values()),
+        )
+    connection.close()
+
+    [before] = read_local(path, "dev", "iris", since=0)
+    assert before.request_id == "before" and before.purpose == PURPOSE_TRAFFIC
+    smoke = InferenceRecord("after", time.time(), "dev", "iris", 200, 1.0, purpose=PURPOSE_SMOKE)
+    assert SQLiteSink(path).write([smoke]) == 0
+    assert [r.request_id for r in read_local(path, "dev", "iris", since=0)] == ["before"]
+    assert [
+        (r.request_id, r.purpose) for r in read_local(path, "dev", "iris", 0, include_smoke=True)
+    ] == [("before", PURPOSE_TRAFFIC), ("after", PURPOSE_SMOKE)]
+
+
+def test_an_older_dynamodb_item_is_read_as_traffic(monkeypatch: pytest.MonkeyPatch) -> None:
+    offline_aws(monkeypatch)
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        table = dynamodb_table(client)
+        item = dynamodb_item(old_record("before"), ttl_days=1)
+        del item["purpose"]
+        client.put_item(TableName=table, Item=item)
+        [record] = read_dynamodb(client, table, "iris", since=0)
+    assert record.request_id == "before" and record.purpose == PURPOSE_TRAFFIC
 
 
 def test_a_missing_dynamodb_table_counts_the_loss(monkeypatch: pytest.MonkeyPatch) -> None:

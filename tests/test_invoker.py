@@ -18,7 +18,14 @@ from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 
 from modeldeploy import invoker as invoker_module
-from modeldeploy.invoker import Invoker, TableMissing
+from modeldeploy.inference_log import PURPOSE_SMOKE, PURPOSE_TRAFFIC, InferenceRecord, LogStats
+from modeldeploy.invoker import (
+    PURPOSE_HEADER,
+    REQUEST_ID_HEADER,
+    Invoker,
+    TableMissing,
+    request_event,
+)
 from modeldeploy.routing import Route, RoutingTable
 from tests.deploy_support import offline_aws
 
@@ -361,6 +368,7 @@ def test_the_lambda_entry_point_reads_its_environment(monkeypatch: pytest.Monkey
     monkeypatch.setattr(invoker_module, "_default", None)
     misconfigured = invoker_module.handler(event({"dataset": "iris", "rows": [[1]]}), None)
     assert misconfigured["statusCode"] == 502 and "ENDPOINT_NAME" in misconfigured["body"]
+    assert misconfigured["headers"][REQUEST_ID_HEADER]
 
     monkeypatch.setenv("ENDPOINT_NAME", ENDPOINT)
     monkeypatch.setenv("ROUTING_TABLE_URI", "s3://bkt/dev/routing/live.json")
@@ -377,3 +385,83 @@ def test_the_lambda_entry_point_reads_its_environment(monkeypatch: pytest.Monkey
         got, body = answer(invoker_module.handler(event({"dataset": "iris", "rows": [[1]]}), None))
         assert got == 502 and "non-JSON" in body["message"]
     monkeypatch.setattr(invoker_module, "_default", None)
+
+
+# -- request ids and purposes ------------------------------------------------------------------
+
+
+class ListLog:
+    def __init__(self) -> None:
+        self.records: list[InferenceRecord] = []
+
+    def record(self, entry: InferenceRecord) -> None:
+        self.records.append(entry)
+
+    def stats(self) -> LogStats:
+        return LogStats(len(self.records), 0, 0)
+
+
+def test_an_answer_carries_the_function_urls_request_id_as_logged(runtime) -> None:
+    client, stub = runtime
+    expect_invoke(stub)
+    log = ListLog()
+    request = event({"dataset": "iris", "rows": [[1]]})
+    request["requestContext"]["requestId"] = "c0ffee-42"
+    response = make_invoker(client, inference_log=log).handle(request)
+    assert response["statusCode"] == 200
+    assert response["headers"][REQUEST_ID_HEADER] == "c0ffee-42"
+    assert [r.request_id for r in log.records] == ["c0ffee-42"]
+
+
+@pytest.mark.parametrize(
+    ("body", "method", "endpoint_error", "status"),
+    [
+        ("{not json", "POST", None, 400),
+        ({"dataset": "wine", "rows": [[1]]}, "POST", None, 404),
+        ({"dataset": "iris", "rows": [[1]]}, "GET", None, 405),
+        ({"dataset": "iris", "rows": [[1.0, 2.0]] * 200}, "POST", None, 413),
+        ({"dataset": "iris", "rows": [[1]]}, "POST", ("InternalFailure", 500), 502),
+        ({"dataset": "iris", "rows": [[1]]}, "POST", ("ThrottlingException", 400), 503),
+    ],
+)
+def test_every_refusal_names_the_request_id_it_was_logged_under(
+    runtime, body, method, endpoint_error, status
+) -> None:
+    client, stub = runtime
+    if endpoint_error:
+        stub.add_client_error("invoke_endpoint", *endpoint_error)
+    log = ListLog()
+    response = make_invoker(client, inference_log=log, max_payload_bytes=1000).handle(
+        event(body, method=method)
+    )
+    assert response["statusCode"] == status
+    # No id from the Function URL (as locally): the invoker makes one, and logs the same.
+    [record] = log.records
+    assert response["headers"][REQUEST_ID_HEADER] == record.request_id != ""
+
+
+def test_a_smoke_test_call_is_logged_as_one_and_a_callers_as_traffic(runtime) -> None:
+    client, stub = runtime
+    log = ListLog()
+    invoker = make_invoker(client, inference_log=log)
+    for purpose in (PURPOSE_SMOKE, PURPOSE_TRAFFIC):
+        expect_invoke(stub)
+        assert invoker.handle(request_event("iris", [[1]], purpose=purpose))["statusCode"] == 200
+    expect_invoke(stub)
+    assert invoker.handle(event({"dataset": "iris", "rows": [[1]]}))["statusCode"] == 200  # none
+    # Refused, a smoke test's call is still marked: it is not a caller's error either.
+    assert invoker.handle(request_event("wine", [[1]], purpose=PURPOSE_SMOKE))["statusCode"] == 404
+    assert [r.purpose for r in log.records] == [
+        PURPOSE_SMOKE,
+        PURPOSE_TRAFFIC,
+        PURPOSE_TRAFFIC,
+        PURPOSE_SMOKE,
+    ]
+
+
+def test_an_unknown_purpose_gets_400_naming_the_header(runtime) -> None:
+    client, _ = runtime
+    request = request_event("iris", [[1]])
+    request["headers"][PURPOSE_HEADER] = "load-test"
+    status, body = answer(make_invoker(client).handle(request))
+    assert status == 400 and PURPOSE_HEADER in body["message"] and "'load-test'" in body["message"]
