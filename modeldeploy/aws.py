@@ -20,6 +20,8 @@ from modeldeploy.naming import split_s3_uri
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _CHUNK = 1 << 20
+# UpdateModelPackage's ApprovalDescription limit.
+_APPROVAL_DESCRIPTION_MAX = 1024
 
 
 def _code(error: ClientError) -> str:
@@ -168,3 +170,13 @@ class SageMakerRegistry:
         except BotoCoreError as error:
             raise RegistryError(f"cannot describe model package {arn}: {error}") from None
         return status.get("ModelApprovalStatus") == "Approved"
+
+    def reject(self, arn: str, reason: str) -> None:
+        try:
+            self.client.update_model_package(
+                ModelPackageArn=arn,
+                ModelApprovalStatus="Rejected",
+                ApprovalDescription=reason[:_APPROVAL_DESCRIPTION_MAX],
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise RegistryError(f"cannot reject model package {arn}: {error}") from None

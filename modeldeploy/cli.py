@@ -412,6 +412,11 @@ def invoke(
 @click.option(
     "--publish-metrics", is_flag=True, help="with --aws: put the MME/Drift CloudWatch metrics"
 )
+@click.option(
+    "--upload-reports",
+    is_flag=True,
+    help="also copy the reports to <bucket>/STAGE/drift/<UTC time>/DATASET/",
+)
 @_target_options
 def drift(
     stage: str,
@@ -421,6 +426,7 @@ def drift(
     min_rows: int,
     fail_on_drift: bool,
     publish_metrics: bool,
+    upload_reports: bool,
     home: Path,
     project_name: str,
     aws: bool,
@@ -440,8 +446,11 @@ def drift(
         table = deployer.read_table(naming.check_stage(stage))
         names = list(datasets) or sorted(table.routes)
         if not names:
-            raise InputError(f"stage {stage} routes no dataset: nothing to check for drift")
-        since = time.time() - hours * 3600
+            # Not a failure: the scheduled job runs before the first deploy too.
+            click.echo(f"{stage}: routes no dataset, nothing to check for drift")
+            return
+        now = time.time()
+        since = now - hours * 3600
         outcomes = drift_job.run(
             deployer.storage,
             table,
@@ -458,6 +467,11 @@ def drift(
             drift_job.publish_metrics(
                 boto3.client("cloudwatch"), stage, [outcome.report for outcome in outcomes]
             )
+        if upload_reports:
+            destination = naming.drift_report_uri(target.bucket, stage, drift_job.run_id(now))
+            for outcome in outcomes:
+                drift_job.upload(deployer.storage, outcome, output_dir / stage, destination)
+            click.echo(f"{stage}: reports uploaded to {destination}/")
     except InputError as error:
         raise _fail(error) from None
     for outcome in outcomes:

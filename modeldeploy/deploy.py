@@ -203,13 +203,15 @@ class Deployer:
     def conclude_canary(self, stage: str, dataset: str, decision: Decision) -> DeployReport:
         """Apply a canary decision: promote (the canary goes live, the old live version becomes
         the rollback artifact), roll back (the canary is dropped and its artifact deleted) or
-        wait. Without a canary, or when the canary is no longer the one decided on, nothing
-        changes, so running it again is harmless."""
+        wait. A rolled-back canary's version is rejected in the registry after the swap.
+        Without a canary, or when the canary is no longer the one decided on, nothing changes,
+        so running it again is harmless."""
         naming.check_stage(stage)
         table = self.read_table(stage)
         routes = dict(table.routes)
         current = routes.get(dataset)
         canary = current.canary if current else None
+        rejected: str | None = None
         if current is None or canary is None:
             change = Change(dataset, "unchanged", "no canary", current)
         elif decision.target_model and decision.target_model != canary.target_model:
@@ -235,6 +237,7 @@ class Deployer:
                 route,
             )
         elif decision.action == "rollback":
+            rejected = canary.model_package_arn
             change = Change(
                 dataset,
                 "rolled back",
@@ -255,6 +258,14 @@ class Deployer:
         report = DeployReport(stage, table.revision, table_written=False, changes=[change])
         self._swap(table, routes, report)
         report.deleted += self._collect(stage, dataset, routes.get(dataset))
+        if rejected is not None:
+            # Still Approved and newer, the version would come back as canary on the next
+            # deploy; rejected, the registry says why, and every stage follows (on AWS the
+            # rejection starts the modeldeploy pipeline, as a person's rejection would).
+            self.registry.reject(
+                rejected,
+                f"rolled back by the {stage} canary judgement: {decision.reason}",
+            )
         return report
 
     def _apply(

@@ -6,9 +6,11 @@ logged before a redeploy belong to another model, trained on other data, with an
 Only real traffic counts: the log's readers leave out the smoke tests' calls by default, whose
 training-like rows would pull every feature toward its baseline.
 
-Report layout: <output>/<stage>/<dataset>/drift.json, psi.png, feature-<name>.png.
+Report layout: <output>/<stage>/<dataset>/drift.json, psi.png, feature-<name>.png; uploaded
+(the scheduled job on AWS) to <bucket>/<stage>/drift/<run>/<dataset>/ (modeldeploy.naming).
 Metrics (namespace MME/Drift, dimensions Stage and Dataset): MaxPSI, DriftedFeatures,
-WarnedFeatures, LoggedRows; the endpoint stack's drift alarm watches DriftedFeatures.
+WarnedFeatures, LoggedRows; the project template's per-dataset drift alarm watches
+DriftedFeatures in prod.
 """
 
 from __future__ import annotations
@@ -116,6 +118,17 @@ def run(
         report_path.write_text(report.to_json() + "\n")
         outcomes.append(DriftOutcome(report, [report_path, *write_plots(report, directory)]))
     return outcomes
+
+
+def run_id(epoch: float) -> str:
+    """A drift run's folder name: its UTC time, sortable (20261122T060000Z)."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def upload(storage: Storage, outcome: DriftOutcome, local_root: Path, destination: str) -> None:
+    """Copy one dataset's report files under the destination URI, keeping their layout."""
+    for path in outcome.files:
+        storage.upload(path, f"{destination}/{path.relative_to(local_root).as_posix()}")
 
 
 def publish_metrics(cloudwatch: Any, stage: str, reports: Iterable[DriftReport]) -> None:

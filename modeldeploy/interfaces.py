@@ -71,3 +71,7 @@ class ModelRegistry(Protocol):
     def is_approved(self, arn: str) -> bool:
         """Whether the version exists and is Approved now."""
         ...
+
+    def reject(self, arn: str, reason: str) -> None:
+        """Set the version Rejected with the reason as its approval description."""
+        ...

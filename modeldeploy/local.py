@@ -116,6 +116,15 @@ class LocalRegistry:
             raise RegistryError(f"cannot look up {arn}: {error}") from None
         return any(package.arn == arn for package in approved)
 
+    def reject(self, arn: str, reason: str) -> None:
+        match = _ARN.search(arn)
+        if match is None:
+            raise RegistryError(f"'{arn}' is not a model package ARN")
+        try:
+            self.registry.update_approval(match["group"], int(match["version"]), "Rejected", reason)
+        except LocalRegistryError as error:
+            raise RegistryError(f"cannot reject {arn}: {error}") from None
+
 
 # How long a command that invoked the endpoint waits, on exit, for its last records.
 EXIT_DRAIN_SECONDS = 5.0

@@ -20,6 +20,17 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["MME_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
     os.environ.setdefault("MME_DATA_DIR", str(SHARED_DATA))
     os.environ["MME_TRIAL_THREADS"] = "1"
+    # Settings a CodeBuild project would give the CLIs: a developer's shell must not steer tests.
+    for name in (
+        "MME_CANARY",
+        "MME_ON_AWS",
+        "MME_DATASETS",
+        "MME_RETRAIN_DATASETS",
+        "MME_OPERATION",
+        "MME_DRIFT_ALARM",
+        "MME_DRIFT_ALARM_TIME",
+    ):
+        os.environ.pop(name, None)
 
 
 def mixed_frame(rows: int = 300, seed: int = 0) -> pd.DataFrame:

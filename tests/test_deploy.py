@@ -12,6 +12,7 @@ from botocore.stub import Stubber
 
 from modeldeploy import naming
 from modeldeploy.aws import SageMakerRegistry
+from modeldeploy.canary import Decision
 from modeldeploy.deploy import DeployError
 from modeldeploy.interfaces import RegistryError
 from tests.deploy_support import PROJECT, artifacts, aws_backend, local_backend, offline_aws
@@ -226,6 +227,28 @@ def test_promote_as_canary_holds_changed_versions_back_beside_prod_live(backend)
     assert {c.action for c in again.changes} == {"unchanged"}
     assert not again.table_written and again.deleted == []
     assert live(backend, "prod") == table and backend.objects() == objects
+
+
+def test_a_rolled_back_canary_is_rejected_and_never_comes_back(backend) -> None:
+    a = artifacts()
+    backend.register(CANCER, a["cancer-0"])
+    backend.deployer.deploy("dev", [CANCER])
+    backend.register(CANCER, a["cancer-1"])
+    backend.deployer.deploy("dev", [CANCER], canary_weight=0.2)
+    canary = live(backend).routes[CANCER].canary
+    assert canary is not None
+
+    decision = Decision("rollback", "5xx rate 0.40 vs live 0.00", canary.target_model)
+    report = backend.deployer.conclude_canary("dev", CANCER, decision)
+
+    assert [c.action for c in report.changes] == ["rolled back"]
+    assert not backend.deployer.registry.is_approved(canary.model_package_arn)
+    # Rejected, it is no longer the latest approved version: a canary-mode deploy keeps
+    # version 1 live and alone instead of placing version 2 again.
+    again = backend.deployer.deploy("dev", [CANCER], canary_weight=0.2)
+    assert [c.action for c in again.changes] == ["unchanged"]
+    route = live(backend).routes[CANCER]
+    assert route.model_package_version == 1 and route.canary is None
 
 
 def test_promote_refuses_a_version_rejected_since_dev_deployed_it(backend) -> None:

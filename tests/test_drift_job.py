@@ -7,6 +7,7 @@ records as the invoker writes them (payloads in the invoker's formats, the route
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from pathlib import Path
@@ -167,6 +168,16 @@ def test_a_dataset_without_a_live_model_is_named(deployed, tmp_path) -> None:
     assert result.exit_code == 1 and "no live model for iris" in result.output
 
 
+def test_a_stage_with_nothing_routed_has_nothing_to_check(tmp_path) -> None:
+    """The scheduled job runs before the first deploy too: that is not a failure."""
+    result = CliRunner().invoke(
+        endpoint_cli,
+        ["drift", "prod", "--home", str(tmp_path / "home"), "--project-name", PROJECT],
+    )
+    assert result.exit_code == 0, result.output
+    assert "prod: routes no dataset, nothing to check for drift" in result.output
+
+
 def test_the_cli_default_minimum_is_the_drift_cores() -> None:
     option = next(p for p in endpoint_cli.commands["drift"].params if p.name == "min_rows")
     assert option.default == drift.MIN_ROWS
@@ -232,11 +243,23 @@ def test_on_aws_the_cli_reads_dynamodb_and_publishes_metrics(
             endpoint_cli,
             [
                 "drift", "dev", "--aws", "--bucket", backend.bucket, "--project-name", PROJECT,
-                "--output-dir", str(tmp_path), "--publish-metrics",
+                "--output-dir", str(tmp_path), "--publish-metrics", "--upload-reports",
             ],
         )  # fmt: skip
         assert result.exit_code == 0, result.output
         assert "drift" in result.output and "mean smoothness" in result.output
+        # The reports, in the stage's drift folder of the project bucket, under the run's time.
+        uploaded = [
+            key.removeprefix(f"{backend.bucket}/dev/{naming.DRIFT_FOLDER}/")
+            for key in backend.objects()
+            if key.startswith(f"{backend.bucket}/dev/{naming.DRIFT_FOLDER}/")
+        ]
+        runs = {key.split("/")[0] for key in uploaded}
+        assert len(runs) == 1 and re.fullmatch(r"\d{8}T\d{6}Z", runs.pop())
+        assert {key.split("/", 1)[1] for key in uploaded} >= {
+            f"breast-cancer/{drift_job.REPORT_FILE}",
+            "breast-cancer/psi.png",
+        }
         cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
         drifted = cloudwatch.get_metric_statistics(
             Namespace=drift_job.METRIC_NAMESPACE,

@@ -285,6 +285,11 @@ def test_the_operations_role_allows_what_the_operations_call(project: dict[str, 
         routing = naming.split_s3_uri(naming.routing_table_uri(BUCKET, stage))[1]
         for action in ("s3:GetObject", "s3:PutObject"):
             assert allowed(project, resolve, "OperationsRole", action, f"{BUCKET_ARN}/{routing}")
+    package = f"arn:aws:sagemaker:{region}:{account}:model-package/" + (
+        f"{build_naming.model_package_group_name(PROJECT, 'wine')}/3"
+    )
+    for action in ("sagemaker:DescribeModelPackage", "sagemaker:UpdateModelPackage"):
+        assert allowed(project, resolve, "OperationsRole", action, package), action
     pipeline = build_naming.codepipeline_name(PROJECT, "modelbuild")
     pipeline_arn = f"arn:aws:codepipeline:{region}:{account}:{pipeline}"
     assert allowed(
@@ -422,3 +427,24 @@ def test_the_retrain_command_reads_the_alarm_from_the_environment(
     assert result.exit_code == 1
     assert "'some-other-alarm' is not a drift alarm" in result.output
     assert "Traceback" not in result.output and len(calls) == 1
+
+
+def test_the_operations_buildspec_calls_commands_and_options_that_exist() -> None:
+    from modeldeploy.cli import endpoint as endpoint_cli
+
+    spec = yaml.safe_load((REPO / "buildspecs" / "operations.yml").read_text())
+    script = "\n".join(spec["phases"]["build"]["commands"]).replace("\\\n", " ")
+    calls = re.findall(
+        r"python -m (modeldeploy\.cli|modeldeploy\.operations) (\w+)([^\n]*)", script
+    )
+    groups = {"modeldeploy.cli": endpoint_cli, "modeldeploy.operations": operations}
+    assert {(module, command) for module, command, _ in calls} == {
+        ("modeldeploy.cli", "drift"),
+        ("modeldeploy.cli", "canary"),
+        ("modeldeploy.operations", "retrain"),
+    }
+    for module, command, rest in calls:
+        declared = {
+            option for param in groups[module].commands[command].params for option in param.opts
+        }
+        assert set(re.findall(r"--[a-z-]+", rest)) <= declared, (command, rest)
