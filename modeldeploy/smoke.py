@@ -5,8 +5,8 @@ the training data (the middle decile edge of its baseline, else its mean), for a
 its most frequent category. The answer must be a 200 holding one prediction whose label is one
 of the model's classes, probabilities that sum to one, and the model version the routing table
 says is live, both the package version and the checksum of the model file. A dataset with a
-canary has the invoker send the call to the canary for its weighted share: an answer from the
-canary is held to the canary's version instead.
+canary is tested twice, the invoker's weighted choice pinned once to each side, and passes only
+when the live and the canary version both answer as their own artifacts say.
 
 Its requests are marked as smoke tests (`PURPOSE_SMOKE`): the inference log keeps them, but
 drift and canary judgements leave them out, since a training-like row says nothing about traffic.
@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import math
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,15 +57,28 @@ def example_record(signature: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def _answering(route: Route, body: dict[str, Any]) -> tuple[Route, str]:
-    """The route that the invoker says answered, the live one or its canary, and its role."""
-    if route.canary is not None and body.get("target_model") == route.canary.target_model:
-        return route.canary, "canary"
-    return route, "live"
+def _targets(route: Route) -> list[tuple[str, Route, float]]:
+    """Each version the invoker may answer with, its role, and a draw of the invoker's weighted
+    choice that picks it (the canary takes draws below its weight, 0 < weight < 1)."""
+    live = [("live", route, 1.0)]
+    return live if route.canary is None else [*live, ("canary", route.canary, 0.0)]
 
 
-def _check(route: Route, signature: dict[str, Any], response: dict[str, Any]) -> tuple[bool, str]:
-    """Whether the invoker's answer is right, and what is wrong with it or who answered."""
+@contextmanager
+def _drawing(invoker: Invoker, draw: float) -> Iterator[None]:
+    """The invoker's weighted choice pinned, so each target is tested rather than a random one."""
+    rng = invoker.rng
+    invoker.rng = lambda: draw
+    try:
+        yield
+    finally:
+        invoker.rng = rng
+
+
+def _check(
+    expected: Route, role: str, signature: dict[str, Any], response: dict[str, Any]
+) -> tuple[bool, str]:
+    """Whether the invoker's answer is right and came from the expected version."""
     try:
         body = json.loads(response["body"])
     except (KeyError, ValueError):
@@ -81,7 +96,6 @@ def _check(route: Route, signature: dict[str, Any], response: dict[str, Any]) ->
     total = sum(probabilities.values())
     if not math.isclose(total, 1.0, abs_tol=1e-6):
         return False, f"probabilities sum to {total}, not 1"
-    expected, role = _answering(route, body)
     if body.get("model_package_version") != expected.model_package_version:
         return False, (
             f"answered by package version {body.get('model_package_version')}, "
@@ -93,6 +107,20 @@ def _check(route: Route, signature: dict[str, Any], response: dict[str, Any]) ->
             f"artifact holds {expected.model_sha256[:12]}..."
         )
     return True, f"version {expected.model_package_version} ({role}) answered correctly"
+
+
+def _smoke_target(
+    dataset: str, role: str, target: Route, storage: Storage, invoker: Invoker
+) -> tuple[bool, str]:
+    try:
+        with tempfile.TemporaryDirectory(prefix="smoke-") as scratch:
+            local = Path(scratch) / "model.tar.gz"
+            storage.download(target.model_data_url, local)
+            signature = verify_archive(local, target.model_data_url).signature
+    except (NoSuchObject, InputError) as error:
+        return False, f"{role} artifact unusable: {error}"
+    request = request_event(dataset, [example_record(signature)], purpose=PURPOSE_SMOKE)
+    return _check(target, role, signature, invoker.handle(request))
 
 
 def smoke_test(
@@ -109,15 +137,12 @@ def smoke_test(
         if route is None:
             results.append(SmokeResult(dataset, False, f"no live model in stage {table.stage}"))
             continue
-        try:
-            with tempfile.TemporaryDirectory(prefix="smoke-") as scratch:
-                local = Path(scratch) / "model.tar.gz"
-                storage.download(route.model_data_url, local)
-                signature = verify_archive(local, route.model_data_url).signature
-        except (NoSuchObject, InputError) as error:
-            results.append(SmokeResult(dataset, False, f"live artifact unusable: {error}"))
-            continue
-        request = request_event(dataset, [example_record(signature)], purpose=PURPOSE_SMOKE)
-        ok, message = _check(route, signature, invoker.handle(request))
-        results.append(SmokeResult(dataset, ok, message))
+        checks = []
+        for role, target, draw in _targets(route):
+            with _drawing(invoker, draw):
+                checks.append(_smoke_target(dataset, role, target, storage, invoker))
+        failed = [message for ok, message in checks if not ok]
+        results.append(
+            SmokeResult(dataset, not failed, "; ".join(failed or [m for _, m in checks]))
+        )
     return results

@@ -104,19 +104,31 @@ def test_the_smoke_tests_calls_are_logged_as_smoke_apart_from_traffic(tmp_path: 
     assert smoke.target_model == route.target_model
 
 
-@pytest.mark.parametrize(("draw", "version", "role"), [(0.0, 2, "canary"), (0.99, 1, "live")])
-def test_a_stage_with_a_canary_passes_whichever_version_answers(
-    tmp_path: Path, draw: float, version: int, role: str
+def test_a_stage_with_a_canary_has_both_versions_tested_every_time(tmp_path: Path) -> None:
+    backend, table = deployed(tmp_path, canary=True)
+    path = tmp_path / "inference.sqlite"
+    log = BackgroundLog(SQLiteSink(path))
+    # Whatever the invoker would draw, the smoke test reaches the live and the canary version.
+    for draw in (0.0, 0.99):
+        invoker = make_invoker(backend, table, log, draw)
+        [result] = smoke_test(table, backend.storage, invoker)
+        assert result.ok, result.message
+        assert "version 1 (live) answered" in result.message
+        assert "version 2 (canary) answered" in result.message
+        assert invoker.rng() == draw  # the invoker's own choice is back in place
+    assert log.drain(10)
+    route = table.routes[CANCER]
+    answered = [r.target_model for r in read_local(path, "dev", CANCER, 0, include_smoke=True)]
+    assert sorted(answered) == sorted([route.target_model, route.canary.target_model] * 2)
+
+
+@pytest.mark.parametrize("draw", [0.0, 0.99])
+def test_a_canary_answering_with_another_model_fails_the_smoke_test(
+    tmp_path: Path, draw: float
 ) -> None:
     backend, table = deployed(tmp_path, canary=True)
-    [result] = smoke_test(table, backend.storage, make_invoker(backend, table, None, draw))
-    assert result.ok, result.message
-    assert result.message.startswith(f"version {version} ({role})")
-
-
-def test_a_canary_answering_with_another_model_fails_the_smoke_test(tmp_path: Path) -> None:
-    backend, table = deployed(tmp_path, canary=True)
-    invoker = make_invoker(backend, table, None, draw=0.0)
+    invoker = make_invoker(backend, table, None, draw)
     invoker.runtime.model_sha256[table.routes[CANCER].canary.target_model] = "e" * 64
     [result] = smoke_test(table, backend.storage, invoker)
     assert not result.ok and "but the canary artifact holds" in result.message
+    assert "live" not in result.message  # the live version answered correctly
