@@ -24,6 +24,7 @@ from container.artifact import pack
 from container.layout import MODEL_FILE, SIGNATURE_FILE
 from modeldeploy import naming
 from modeldeploy.deploy import Deployer
+from modeldeploy.inference_log import InferenceRecord, LogStats
 from modeldeploy.interfaces import Storage
 from tests.serving_support import breast_cancer_frame, iris_frame, train_artifact
 
@@ -219,3 +220,16 @@ def offline_aws(monkeypatch: Any) -> None:
         return connect(self, address, *args, **kwargs)
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+class ListLog:
+    """An inference log in memory: what the invoker recorded, in order."""
+
+    def __init__(self) -> None:
+        self.records: list[InferenceRecord] = []
+
+    def record(self, entry: InferenceRecord) -> None:
+        self.records.append(entry)
+
+    def stats(self) -> LogStats:
+        return LogStats(len(self.records), 0, 0)

@@ -14,10 +14,10 @@ import pytest
 
 from modeldeploy import canary, naming
 from modeldeploy.canary import Decision, Policy, evaluate, load_policy
-from modeldeploy.inference_log import InferenceRecord, LogStats
+from modeldeploy.inference_log import InferenceRecord
 from modeldeploy.invoker import Invoker, request_event
 from modeldeploy.routing import RoutingTable, RoutingTableError
-from tests.deploy_support import LocalBackend, artifacts, local_backend
+from tests.deploy_support import ListLog, LocalBackend, artifacts, local_backend
 
 CANCER = "breast-cancer"
 STAGE = "dev"
@@ -184,17 +184,6 @@ class Runtime:
             raise error
         body = {"predictions": [0], "classes": [0, 1], "model_version": target}
         return {"Body": io.BytesIO(json.dumps(body).encode())}
-
-
-class ListLog:
-    def __init__(self) -> None:
-        self.records: list[InferenceRecord] = []
-
-    def record(self, entry: InferenceRecord) -> None:
-        self.records.append(entry)
-
-    def stats(self) -> LogStats:
-        return LogStats(len(self.records), 0, 0)
 
 
 def make_invoker(backend: LocalBackend, runtime: Runtime, log: ListLog, seed: int) -> Invoker:

@@ -18,7 +18,7 @@ from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 
 from modeldeploy import invoker as invoker_module
-from modeldeploy.inference_log import PURPOSE_SMOKE, PURPOSE_TRAFFIC, InferenceRecord, LogStats
+from modeldeploy.inference_log import PURPOSE_SMOKE, PURPOSE_TRAFFIC
 from modeldeploy.invoker import (
     PURPOSE_HEADER,
     REQUEST_ID_HEADER,
@@ -27,7 +27,7 @@ from modeldeploy.invoker import (
     request_event,
 )
 from modeldeploy.routing import Route, RoutingTable
-from tests.deploy_support import offline_aws
+from tests.deploy_support import ListLog, offline_aws
 
 ENDPOINT = "mme-dev"
 SHA = "c" * 64
@@ -388,17 +388,6 @@ def test_the_lambda_entry_point_reads_its_environment(monkeypatch: pytest.Monkey
 
 
 # -- request ids and purposes ------------------------------------------------------------------
-
-
-class ListLog:
-    def __init__(self) -> None:
-        self.records: list[InferenceRecord] = []
-
-    def record(self, entry: InferenceRecord) -> None:
-        self.records.append(entry)
-
-    def stats(self) -> LogStats:
-        return LogStats(len(self.records), 0, 0)
 
 
 def test_an_answer_carries_the_function_urls_request_id_as_logged(runtime) -> None:
