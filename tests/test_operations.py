@@ -448,3 +448,50 @@ def test_the_operations_buildspec_calls_commands_and_options_that_exist() -> Non
             option for param in groups[module].commands[command].params for option in param.opts
         }
         assert set(re.findall(r"--[a-z-]+", rest)) <= declared, (command, rest)
+
+
+def _run_build_phase(tmp_path: Path, env: dict[str, str], failing: str = "") -> tuple[int, str]:
+    """The buildspec's build commands under bash, with `python` a stub that logs its arguments
+    and fails when they contain `failing`."""
+    import os
+    import subprocess
+
+    stub = tmp_path / "bin" / "python"
+    stub.parent.mkdir(parents=True, exist_ok=True)
+    stub.write_text(
+        '#!/bin/sh\necho "$@" >> "$CALLS"\n'
+        f'case "$*" in *"{failing or "@never@"}"*) exit 1 ;; esac\nexit 0\n'
+    )
+    stub.chmod(0o755)
+    calls = tmp_path / "calls.txt"
+    spec = yaml.safe_load((REPO / "buildspecs" / "operations.yml").read_text())
+    script = "\n".join(spec["phases"]["build"]["commands"])
+    result = subprocess.run(
+        ["bash", "-c", script],
+        env={
+            "PATH": f"{stub.parent}:{os.environ['PATH']}",
+            "CALLS": str(calls),
+            "MME_STAGES": " ".join(naming.STAGES),
+            "MME_DRIFT_WINDOW_HOURS": "24",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.returncode, (calls.read_text() if calls.exists() else "") + result.stderr
+
+
+def test_a_failing_stage_does_not_keep_the_other_from_its_drift_run(tmp_path: Path) -> None:
+    code, output = _run_build_phase(tmp_path, {naming.OPERATION_ENV: "drift"}, failing="drift dev")
+    assert code == 1
+    assert "drift prod --hours 24 --publish-metrics --upload-reports" in output
+    assert "drift failed for: dev" in output
+
+
+def test_the_build_phase_runs_the_operation_asked_for(tmp_path: Path) -> None:
+    code, output = _run_build_phase(tmp_path, {naming.OPERATION_ENV: "canary"})
+    assert code == 0, output
+    assert output.splitlines() == [f"-m modeldeploy.cli canary {s}" for s in naming.STAGES]
+    code, output = _run_build_phase(tmp_path / "x", {naming.OPERATION_ENV: "cleanup"})
+    assert code == 2 and "MME_OPERATION must be drift, canary or retrain" in output
