@@ -26,7 +26,7 @@ from container.errors import InputError
 from modeldeploy import naming
 from modeldeploy.deploy import Deployer, DeployReport
 from modeldeploy.interfaces import Storage
-from modeldeploy.invoker import Invoker, TableMissing, request_event
+from modeldeploy.invoker import REQUEST_ID_HEADER, Invoker, TableMissing, request_event
 
 if TYPE_CHECKING:
     from modeldeploy.drift_job import RecordReader
@@ -380,7 +380,10 @@ def invoke(
         raise _fail(error) from None
     body = json.loads(response["body"])
     if response["statusCode"] != 200:
-        raise click.ClickException(f"{response['statusCode']} {body['error']}: {body['message']}")
+        request_id = response["headers"].get(REQUEST_ID_HEADER, "-")
+        raise click.ClickException(
+            f"{response['statusCode']} {body['error']}: {body['message']} (request {request_id})"
+        )
     click.echo(json.dumps(body, indent=2))
 
 

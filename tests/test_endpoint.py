@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,8 @@ from local.invoker_http import InvokerHTTPServer
 from local.registry import LocalModelRegistry
 from modeldeploy import naming
 from modeldeploy.cli import endpoint as endpoint_cli
-from modeldeploy.local import endpoint_state_path, on_model_package_event
+from modeldeploy.inference_log import local_log_path, read_local
+from modeldeploy.local import endpoint_state_path, local_inference_log, on_model_package_event
 from tests.deploy_support import PROJECT, artifacts, local_backend
 
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
@@ -235,6 +237,11 @@ def test_the_cli_deploys_promotes_invokes_and_smoke_tests(home: Path, running) -
     assert json.loads(invoked.output)["predictions"][0]["label"] == 0
     refused = run_cli(home, "invoke", "iris", "[[1]]")
     assert refused.exit_code == 1 and "400 BadRequest" in refused.output
+    # The id names the refused call's inference log record.
+    [request_id] = re.findall(r"\(request ([0-9a-f]{32})\)", refused.output)
+    assert local_inference_log(home).drain(10)
+    logged = read_local(local_log_path(home), "dev", "iris", 0, include_errors=True)
+    assert any(r.request_id == request_id and r.status == 400 for r in logged)
 
     smoked = run_cli(home, "smoke", "dev")
     assert smoked.exit_code == 0, smoked.output
