@@ -266,7 +266,12 @@ def canary_command(
         policy = canary.load_policy(naming.check_stage(stage))
         with target.locked():
             outcomes = canary.run(
-                target.deployer(), stage, _all_records(target, stage), policy, datasets or None
+                target.deployer(),
+                stage,
+                # A canary is judged on its errors too.
+                _log_reader(target, stage, include_errors=True),
+                policy,
+                datasets or None,
             )
     except InputError as error:
         raise _fail(error) from None
@@ -275,21 +280,6 @@ def canary_command(
     for outcome in outcomes:
         click.echo(f"{stage}  {outcome.dataset:<24} {outcome.decision.action:<9}")
         _print_report(outcome.report)
-
-
-def _all_records(target: Target, stage: str) -> Callable[[str, float], Any]:
-    """The stage's inference log, failed calls included (a canary is judged on its errors)."""
-    if target.aws:
-        from modeldeploy.inference_log import dynamodb_client, read_dynamodb
-
-        client, name = dynamodb_client(), naming.inference_log_table(target.project, stage)
-        return lambda dataset, since: read_dynamodb(
-            client, name, dataset, since, include_errors=True
-        )
-    from modeldeploy.inference_log import local_log_path, read_local
-
-    path = local_log_path(target.home)
-    return lambda dataset, since: read_local(path, stage, dataset, since, include_errors=True)
 
 
 @endpoint.command()
@@ -457,7 +447,7 @@ def drift(
         outcomes = drift_job.run(
             deployer.storage,
             table,
-            _record_reader(target, stage),
+            _log_reader(target, stage),
             names,
             since,
             None,
@@ -489,17 +479,28 @@ def drift(
         raise click.ClickException(f"stage {stage}: drift in {', '.join(drifted)}")
 
 
-def _record_reader(target: Target, stage: str) -> RecordReader:
-    """The inference log the stage's invoker writes: DynamoDB on AWS, SQLite locally."""
+def _log_reader(target: Target, stage: str, *, include_errors: bool = False) -> RecordReader:
+    """The inference log the stage's invoker writes (DynamoDB on AWS, SQLite locally), as
+    (dataset, since, until=None) -> records; answered calls only unless `include_errors`."""
     if target.aws:
         from modeldeploy.inference_log import dynamodb_client, read_dynamodb
 
         client, table = dynamodb_client(), naming.inference_log_table(target.project, stage)
-        return lambda dataset, since, until: read_dynamodb(client, table, dataset, since, until)
+
+        def read(dataset: str, since: float, until: float | None = None) -> Any:
+            return read_dynamodb(
+                client, table, dataset, since, until, include_errors=include_errors
+            )
+
+        return read
     from modeldeploy.inference_log import local_log_path, read_local
 
     path = local_log_path(target.home)
-    return lambda dataset, since, until: read_local(path, stage, dataset, since, until)
+
+    def read(dataset: str, since: float, until: float | None = None) -> Any:
+        return read_local(path, stage, dataset, since, until, include_errors=include_errors)
+
+    return read
 
 
 @endpoint.command()

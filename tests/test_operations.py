@@ -34,7 +34,7 @@ from modeldeploy.operations import (
     start_retrain,
 )
 from template import PROJECT_TEMPLATE
-from tests.cfn_support import Evaluator, as_list, statements
+from tests.cfn_support import Evaluator, as_list, iam_glob_matches, statements
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = "churn-models"
@@ -120,8 +120,12 @@ def test_parameters_switch_each_schedule(
     project: dict[str, Any], parameters: dict[str, str], expected: set[str]
 ) -> None:
     resolve = evaluator(project, **parameters)
-    optional = {"DriftScheduleRule", "CanaryScheduleRule", "RetrainOnDriftRule"}
-    optional.add("RetrainScheduleRule")
+    optional = {
+        "DriftScheduleRule",
+        "CanaryScheduleRule",
+        "RetrainOnDriftRule",
+        "RetrainScheduleRule",
+    }
     assert {rule for rule in optional if resolve.exists(rule)} == expected
     assert resolve.exists("OperationsFailureRule")
 
@@ -266,8 +270,7 @@ def allowed(
                 pattern = resolve(pattern)
             except KeyError:
                 continue
-            glob = ".*".join(map(re.escape, pattern.split("*")))
-            if re.fullmatch(glob, resource_arn):
+            if iam_glob_matches(pattern, resource_arn):
                 return True
     return False
 
@@ -323,8 +326,7 @@ def test_alarms_and_operation_failures_reach_the_encrypted_topic(
     alarm_arn = "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:" + naming.drift_alarm_name(
         PROJECT, naming.MONITORED_STAGE, "wine"
     )
-    pattern = cloudwatch["Condition"]["ArnLike"]["aws:SourceArn"]
-    assert re.fullmatch(".*".join(map(re.escape, pattern.split("*"))), alarm_arn)
+    assert iam_glob_matches(cloudwatch["Condition"]["ArnLike"]["aws:SourceArn"], alarm_arn)
     key_policy = properties(project, "ArtifactKey")["KeyPolicy"]["Statement"]
     assert any(s["Principal"] == {"Service": "cloudwatch.amazonaws.com"} for s in key_policy)
     [events] = [

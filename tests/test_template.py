@@ -3,7 +3,6 @@ truth with the code (every name the template spells is the one modelbuild/modeld
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from tests.cfn_support import (
     buildspec_provides,
     cfn_lint,
     checkov,
+    iam_glob_matches,
     resources,
     statements,
 )
@@ -43,11 +43,6 @@ def portfolio() -> dict[str, Any]:
 
 
 BUCKET_ARN = f"arn:aws:s3:::{build_naming.artifact_bucket_name(PROJECT_ID)}"
-
-
-def matches(pattern: str, value: str) -> bool:
-    """IAM's glob: * matches any run of characters."""
-    return re.fullmatch(".*".join(map(re.escape, pattern.split("*"))), value) is not None
 
 
 @pytest.fixture(scope="module")
@@ -260,18 +255,22 @@ def test_modelbuild_role_allows_what_the_run_calls(
         "DescribePipelineExecution",
         "ListPipelineExecutionSteps",
     ):
-        assert any(matches(r, pipeline_arn) for r in granted[f"sagemaker:{action}"]), action
+        assert any(iam_glob_matches(r, pipeline_arn) for r in granted[f"sagemaker:{action}"]), (
+            action
+        )
     group_arn = (
         "arn:aws:sagemaker:eu-west-1:123456789012:model-package-group/"
         f"{build_naming.model_package_group_name(PROJECT, 'wine')}"
     )
-    assert any(matches(r, group_arn) for r in granted["sagemaker:CreateModelPackageGroup"])
+    assert any(iam_glob_matches(r, group_arn) for r in granted["sagemaker:CreateModelPackageGroup"])
     assert granted["sagemaker:ListModelPackageGroups"] == ["*"]
     assert granted["sagemaker:ListPipelines"] == ["*"]
     staged = f"{BUCKET_ARN}/{build_naming.staged_data_key('wine', '0' * 64)}"
     for action in ("s3:PutObject", "s3:GetObject"):  # HeadObject is authorized as GetObject
-        assert any(matches(r, staged) for r in granted[action]), action
-    assert not any(matches(r, f"{BUCKET_ARN}/dev/models/x.tar.gz") for r in granted["s3:PutObject"])
+        assert any(iam_glob_matches(r, staged) for r in granted[action]), action
+    assert not any(
+        iam_glob_matches(r, f"{BUCKET_ARN}/dev/models/x.tar.gz") for r in granted["s3:PutObject"]
+    )
     assert "iam:PassRole" in granted
 
 
@@ -286,7 +285,7 @@ def test_modeldeploy_role_allows_what_the_deploy_calls(
         model = deploy_naming.artifact_key(stage, target)
         for key in (table, model):
             for action in ("s3:PutObject", "s3:GetObject", "s3:DeleteObject"):
-                assert any(matches(r, f"{BUCKET_ARN}/{key}") for r in granted[action]), (
+                assert any(iam_glob_matches(r, f"{BUCKET_ARN}/{key}") for r in granted[action]), (
                     key,
                     action,
                 )
@@ -300,12 +299,14 @@ def test_modeldeploy_role_allows_what_the_deploy_calls(
         "arn:aws:sagemaker:eu-west-1:123456789012:model-package/"
         f"{build_naming.model_package_group_name(PROJECT, 'wine')}/3"
     )
-    assert any(matches(r, package) for r in granted["sagemaker:DescribeModelPackage"])
+    assert any(iam_glob_matches(r, package) for r in granted["sagemaker:DescribeModelPackage"])
     # The registered artifact is read where the pipeline's tuning jobs wrote it.
     trial = f"{BUCKET_ARN}/{build_naming.tuning_output_prefix('wine')}/job/output/model.tar.gz"
-    assert any(matches(r, trial) for r in granted["s3:GetObject"])
+    assert any(iam_glob_matches(r, trial) for r in granted["s3:GetObject"])
     # Nothing outside the stage prefixes is writable but the invoker's upload key.
-    assert not any(matches(r, f"{BUCKET_ARN}/datasets/x.csv") for r in granted["s3:PutObject"])
+    assert not any(
+        iam_glob_matches(r, f"{BUCKET_ARN}/datasets/x.csv") for r in granted["s3:PutObject"]
+    )
 
 
 def test_codebuild_projects_provide_what_the_buildspecs_need(project: dict[str, Any]) -> None:
@@ -406,7 +407,7 @@ def test_codepipeline_role_may_touch_only_the_endpoint_stacks(
             "arn:aws:cloudformation:eu-west-1:123456789012:stack/"
             f"{deploy_naming.stack_name(PROJECT, stage)}/some-id"
         )
-        assert any(matches(r, arn) for r in stacks)
+        assert any(iam_glob_matches(r, arn) for r in stacks)
 
 
 def test_storage_is_encrypted_versioned_private_and_scanned(project: dict[str, Any]) -> None:
@@ -479,10 +480,10 @@ def test_launch_role_creates_only_project_roles(portfolio: dict[str, Any]) -> No
     for action in ("iam:CreateRole", "iam:PassRole", "iam:PutRolePolicy"):
         assert granted[action] == [f"arn:aws:iam::123456789012:role{build_naming.ROLE_PATH}*"]
     project_role = build_naming.role_arn("123456789012", PROJECT_ID, "modelbuild")
-    assert matches(granted["iam:CreateRole"][0], project_role)
-    assert not matches(granted["iam:PutRolePolicy"][0], launch_arn)
+    assert iam_glob_matches(granted["iam:CreateRole"][0], project_role)
+    assert not iam_glob_matches(granted["iam:PutRolePolicy"][0], launch_arn)
     bucket = build_naming.artifact_bucket_name(PROJECT_ID)
-    assert any(matches(r, f"arn:aws:s3:::{bucket}") for r in granted["s3:CreateBucket"])
+    assert any(iam_glob_matches(r, f"arn:aws:s3:::{bucket}") for r in granted["s3:CreateBucket"])
 
 
 def test_deploy_role_cannot_touch_or_pass_the_project_roles(
@@ -500,7 +501,7 @@ def test_deploy_role_cannot_touch_or_pass_the_project_roles(
     for purpose in build_naming.ROLE_PURPOSES:
         arn = build_naming.role_arn("123456789012", PROJECT_ID, purpose)
         for action in ("iam:PutRolePolicy", "iam:CreateRole", "iam:PassRole"):
-            assert any(matches(r, arn) for r in denied.get(action, [])), (purpose, action)
+            assert any(iam_glob_matches(r, arn) for r in denied.get(action, [])), (purpose, action)
 
 
 def test_data_prefixes_in_policies_are_the_naming_layouts(
@@ -515,17 +516,19 @@ def test_data_prefixes_in_policies_are_the_naming_layouts(
         prefix = deploy_naming.model_prefix_uri(bucket, stage)
         assert prefix == f"s3://{bucket}/{deploy_naming.artifact_key(stage, '')}"
         key = deploy_naming.artifact_key(stage, target)
-        assert any(matches(r, f"{BUCKET_ARN}/{key}") for r in model_reads), stage
+        assert any(iam_glob_matches(r, f"{BUCKET_ARN}/{key}") for r in model_reads), stage
         # The endpoint's model reads models, not the routing table.
         table = deploy_naming.split_s3_uri(deploy_naming.routing_table_uri(bucket, stage))[1]
-        assert not any(matches(r, f"{BUCKET_ARN}/{table}") for r in model_reads)
+        assert not any(iam_glob_matches(r, f"{BUCKET_ARN}/{table}") for r in model_reads)
     code = actions_on(resource(project, "CloudFormationRole"), resolve)["s3:GetObject"]
-    assert any(matches(r, f"{BUCKET_ARN}/{INVOKER_KEY_PREFIX}/invoker-0.zip") for r in code)
+    assert any(
+        iam_glob_matches(r, f"{BUCKET_ARN}/{INVOKER_KEY_PREFIX}/invoker-0.zip") for r in code
+    )
     pipeline_reads = actions_on(resource(project, "PipelineExecutionRole"), resolve)
     trial = f"{BUCKET_ARN}/{build_naming.tuning_output_prefix('wine')}/job/output/model.tar.gz"
-    assert any(matches(r, trial) for r in pipeline_reads["s3:PutObject"])
+    assert any(iam_glob_matches(r, trial) for r in pipeline_reads["s3:PutObject"])
     # CodePipeline keys artifacts by the pipeline name's first 20 characters.
     for repo in (build_naming.MODELBUILD_REPO, build_naming.MODELDEPLOY_REPO):
         key = f"{build_naming.codepipeline_name(PROJECT, repo)[:20]}/Source/abc.zip"
         granted = actions_on(resource(project, "CodePipelineRole"), resolve)["s3:PutObject"]
-        assert any(matches(r, f"{BUCKET_ARN}/{key}") for r in granted), repo
+        assert any(iam_glob_matches(r, f"{BUCKET_ARN}/{key}") for r in granted), repo
