@@ -22,7 +22,11 @@ from container.errors import InputError
 from container.layout import REPORT_FILE
 
 # SageMaker's own limits (botocore service model: ProjectEntityName, PipelineName, EntityName).
-PROJECT_NAME_PATTERN: Final = r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}"
+# The project name is SageMaker's ProjectEntityName without capitals: SageMaker lowercases the
+# ARNs of the endpoints, pipelines and model packages named after the project, while IAM compares
+# ARNs case-sensitively, so the project's roles could not reach a "Churn-dev" endpoint (ARN
+# .../endpoint/churn-dev) and CloudFormation has no function that lowercases a name.
+PROJECT_NAME_PATTERN: Final = r"[a-z0-9](-*[a-z0-9]){0,31}"
 PROJECT_NAME_MAX_LENGTH: Final = 32
 PIPELINE_NAME_PATTERN: Final = r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}"
 PIPELINE_NAME_MAX_LENGTH: Final = 256
@@ -111,6 +115,13 @@ def _check(kind: str, value: str, pattern: str, max_length: int) -> str:
 
 
 def check_project_name(project: str) -> str:
+    if project != project.lower():
+        raise InputError(
+            f"project name '{project}' has capital letters; use '{project.lower()}': SageMaker "
+            "lowercases the ARNs of the endpoints, pipelines and model packages named after the "
+            "project and IAM matches ARNs case-sensitively, so the project's own roles could "
+            "not reach them"
+        )
     return _check("project name", project, PROJECT_NAME_PATTERN, PROJECT_NAME_MAX_LENGTH)
 
 
