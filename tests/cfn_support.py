@@ -68,11 +68,6 @@ def checkov(workdir: Path, *targets: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def iam_glob_matches(pattern: str, value: str) -> bool:
-    """IAM's glob: * matches any run of characters."""
-    return re.fullmatch(".*".join(map(re.escape, pattern.split("*"))), value) is not None
-
-
 def buildspec_provides(buildspec: str) -> set[str]:
     """The variables a buildspec's header lists under "The CodeBuild project ... provides:"."""
     lines = (REPO / "buildspecs" / buildspec).read_text().split("provides:\n")[1]

@@ -34,7 +34,8 @@ from modeldeploy.operations import (
     start_retrain,
 )
 from template import PROJECT_TEMPLATE
-from tests.cfn_support import Evaluator, as_list, iam_glob_matches, statements
+from tests.cfn_support import Evaluator, as_list, statements
+from tests.iam_policy import glob_matches
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = "churn-models"
@@ -270,7 +271,7 @@ def allowed(
                 pattern = resolve(pattern)
             except KeyError:
                 continue
-            if iam_glob_matches(pattern, resource_arn):
+            if glob_matches(pattern, resource_arn):
                 return True
     return False
 
@@ -326,7 +327,7 @@ def test_alarms_and_operation_failures_reach_the_encrypted_topic(
     alarm_arn = "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:" + naming.drift_alarm_name(
         PROJECT, naming.MONITORED_STAGE, "wine"
     )
-    assert iam_glob_matches(cloudwatch["Condition"]["ArnLike"]["aws:SourceArn"], alarm_arn)
+    assert glob_matches(cloudwatch["Condition"]["ArnLike"]["aws:SourceArn"], alarm_arn)
     key_policy = properties(project, "ArtifactKey")["KeyPolicy"]["Statement"]
     assert any(s["Principal"] == {"Service": "cloudwatch.amazonaws.com"} for s in key_policy)
     [events] = [

@@ -22,10 +22,10 @@ from tests.cfn_support import (
     buildspec_provides,
     cfn_lint,
     checkov,
-    iam_glob_matches,
     resources,
     statements,
 )
+from tests.iam_policy import glob_matches
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = "churn-models"
@@ -255,21 +255,19 @@ def test_modelbuild_role_allows_what_the_run_calls(
         "DescribePipelineExecution",
         "ListPipelineExecutionSteps",
     ):
-        assert any(iam_glob_matches(r, pipeline_arn) for r in granted[f"sagemaker:{action}"]), (
-            action
-        )
+        assert any(glob_matches(r, pipeline_arn) for r in granted[f"sagemaker:{action}"]), action
     group_arn = (
         "arn:aws:sagemaker:eu-west-1:123456789012:model-package-group/"
         f"{build_naming.model_package_group_name(PROJECT, 'wine')}"
     )
-    assert any(iam_glob_matches(r, group_arn) for r in granted["sagemaker:CreateModelPackageGroup"])
+    assert any(glob_matches(r, group_arn) for r in granted["sagemaker:CreateModelPackageGroup"])
     assert granted["sagemaker:ListModelPackageGroups"] == ["*"]
     assert granted["sagemaker:ListPipelines"] == ["*"]
     staged = f"{BUCKET_ARN}/{build_naming.staged_data_key('wine', '0' * 64)}"
     for action in ("s3:PutObject", "s3:GetObject"):  # HeadObject is authorized as GetObject
-        assert any(iam_glob_matches(r, staged) for r in granted[action]), action
+        assert any(glob_matches(r, staged) for r in granted[action]), action
     assert not any(
-        iam_glob_matches(r, f"{BUCKET_ARN}/dev/models/x.tar.gz") for r in granted["s3:PutObject"]
+        glob_matches(r, f"{BUCKET_ARN}/dev/models/x.tar.gz") for r in granted["s3:PutObject"]
     )
     assert "iam:PassRole" in granted
 
@@ -285,7 +283,7 @@ def test_modeldeploy_role_allows_what_the_deploy_calls(
         model = deploy_naming.artifact_key(stage, target)
         for key in (table, model):
             for action in ("s3:PutObject", "s3:GetObject", "s3:DeleteObject"):
-                assert any(iam_glob_matches(r, f"{BUCKET_ARN}/{key}") for r in granted[action]), (
+                assert any(glob_matches(r, f"{BUCKET_ARN}/{key}") for r in granted[action]), (
                     key,
                     action,
                 )
@@ -299,14 +297,12 @@ def test_modeldeploy_role_allows_what_the_deploy_calls(
         "arn:aws:sagemaker:eu-west-1:123456789012:model-package/"
         f"{build_naming.model_package_group_name(PROJECT, 'wine')}/3"
     )
-    assert any(iam_glob_matches(r, package) for r in granted["sagemaker:DescribeModelPackage"])
+    assert any(glob_matches(r, package) for r in granted["sagemaker:DescribeModelPackage"])
     # The registered artifact is read where the pipeline's tuning jobs wrote it.
     trial = f"{BUCKET_ARN}/{build_naming.tuning_output_prefix('wine')}/job/output/model.tar.gz"
-    assert any(iam_glob_matches(r, trial) for r in granted["s3:GetObject"])
+    assert any(glob_matches(r, trial) for r in granted["s3:GetObject"])
     # Nothing outside the stage prefixes is writable but the invoker's upload key.
-    assert not any(
-        iam_glob_matches(r, f"{BUCKET_ARN}/datasets/x.csv") for r in granted["s3:PutObject"]
-    )
+    assert not any(glob_matches(r, f"{BUCKET_ARN}/datasets/x.csv") for r in granted["s3:PutObject"])
 
 
 def test_codebuild_projects_provide_what_the_buildspecs_need(project: dict[str, Any]) -> None:
@@ -407,7 +403,7 @@ def test_codepipeline_role_may_touch_only_the_endpoint_stacks(
             "arn:aws:cloudformation:eu-west-1:123456789012:stack/"
             f"{deploy_naming.stack_name(PROJECT, stage)}/some-id"
         )
-        assert any(iam_glob_matches(r, arn) for r in stacks)
+        assert any(glob_matches(r, arn) for r in stacks)
 
 
 def test_storage_is_encrypted_versioned_private_and_scanned(project: dict[str, Any]) -> None:
@@ -480,10 +476,10 @@ def test_launch_role_creates_only_project_roles(portfolio: dict[str, Any]) -> No
     for action in ("iam:CreateRole", "iam:PassRole", "iam:PutRolePolicy"):
         assert granted[action] == [f"arn:aws:iam::123456789012:role{build_naming.ROLE_PATH}*"]
     project_role = build_naming.role_arn("123456789012", PROJECT_ID, "modelbuild")
-    assert iam_glob_matches(granted["iam:CreateRole"][0], project_role)
-    assert not iam_glob_matches(granted["iam:PutRolePolicy"][0], launch_arn)
+    assert glob_matches(granted["iam:CreateRole"][0], project_role)
+    assert not glob_matches(granted["iam:PutRolePolicy"][0], launch_arn)
     bucket = build_naming.artifact_bucket_name(PROJECT_ID)
-    assert any(iam_glob_matches(r, f"arn:aws:s3:::{bucket}") for r in granted["s3:CreateBucket"])
+    assert any(glob_matches(r, f"arn:aws:s3:::{bucket}") for r in granted["s3:CreateBucket"])
 
 
 def test_deploy_role_cannot_touch_or_pass_the_project_roles(
@@ -501,7 +497,7 @@ def test_deploy_role_cannot_touch_or_pass_the_project_roles(
     for purpose in build_naming.ROLE_PURPOSES:
         arn = build_naming.role_arn("123456789012", PROJECT_ID, purpose)
         for action in ("iam:PutRolePolicy", "iam:CreateRole", "iam:PassRole"):
-            assert any(iam_glob_matches(r, arn) for r in denied.get(action, [])), (purpose, action)
+            assert any(glob_matches(r, arn) for r in denied.get(action, [])), (purpose, action)
 
 
 def test_data_prefixes_in_policies_are_the_naming_layouts(
@@ -516,19 +512,17 @@ def test_data_prefixes_in_policies_are_the_naming_layouts(
         prefix = deploy_naming.model_prefix_uri(bucket, stage)
         assert prefix == f"s3://{bucket}/{deploy_naming.artifact_key(stage, '')}"
         key = deploy_naming.artifact_key(stage, target)
-        assert any(iam_glob_matches(r, f"{BUCKET_ARN}/{key}") for r in model_reads), stage
+        assert any(glob_matches(r, f"{BUCKET_ARN}/{key}") for r in model_reads), stage
         # The endpoint's model reads models, not the routing table.
         table = deploy_naming.split_s3_uri(deploy_naming.routing_table_uri(bucket, stage))[1]
-        assert not any(iam_glob_matches(r, f"{BUCKET_ARN}/{table}") for r in model_reads)
+        assert not any(glob_matches(r, f"{BUCKET_ARN}/{table}") for r in model_reads)
     code = actions_on(resource(project, "CloudFormationRole"), resolve)["s3:GetObject"]
-    assert any(
-        iam_glob_matches(r, f"{BUCKET_ARN}/{INVOKER_KEY_PREFIX}/invoker-0.zip") for r in code
-    )
+    assert any(glob_matches(r, f"{BUCKET_ARN}/{INVOKER_KEY_PREFIX}/invoker-0.zip") for r in code)
     pipeline_reads = actions_on(resource(project, "PipelineExecutionRole"), resolve)
     trial = f"{BUCKET_ARN}/{build_naming.tuning_output_prefix('wine')}/job/output/model.tar.gz"
-    assert any(iam_glob_matches(r, trial) for r in pipeline_reads["s3:PutObject"])
+    assert any(glob_matches(r, trial) for r in pipeline_reads["s3:PutObject"])
     # CodePipeline keys artifacts by the pipeline name's first 20 characters.
     for repo in (build_naming.MODELBUILD_REPO, build_naming.MODELDEPLOY_REPO):
         key = f"{build_naming.codepipeline_name(PROJECT, repo)[:20]}/Source/abc.zip"
         granted = actions_on(resource(project, "CodePipelineRole"), resolve)["s3:PutObject"]
-        assert any(iam_glob_matches(r, f"{BUCKET_ARN}/{key}") for r in granted), repo
+        assert any(glob_matches(r, f"{BUCKET_ARN}/{key}") for r in granted), repo
