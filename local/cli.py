@@ -24,6 +24,7 @@ from local.home import DEFAULT_HOME, LocalHome
 from modelbuild import naming
 from modelbuild.cli import pipeline
 from modeldeploy.cli import endpoint
+from template.aws_cli import aws
 from template.cli import template
 
 if TYPE_CHECKING:
@@ -717,6 +718,7 @@ def events(ctx: click.Context, after: int) -> None:
 main.add_command(pipeline)
 main.add_command(endpoint)
 main.add_command(template)
+main.add_command(aws)
 
 
 if __name__ == "__main__":
