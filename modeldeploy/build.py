@@ -1,9 +1,10 @@
 """The modeldeploy build stage: the invoker's Lambda package and each stage's stack parameters.
 
 `config/<stage>.json` holds what differs per stage (instance type and count, autoscaling bounds
-and target, cooldowns, alarm thresholds) in CodePipeline's TemplateConfiguration format. The
-build checks it against the endpoint stack's parameters, adds the project's values, and writes
-`<stage>-config-export.json` for the CloudFormation deploy action.
+and target, cooldowns, invoker reserved concurrency, alarm thresholds) in CodePipeline's
+TemplateConfiguration format. The build checks it against the endpoint stack's parameter
+declarations (names, types, patterns, bounds), adds the project's values (the alarm topic among
+them), and writes `<stage>-config-export.json` for the CloudFormation deploy action.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -27,18 +29,10 @@ CONFIG_DIR = PACKAGE_DIR / "config"
 # package marker.
 INVOKER_MODULES = ("__init__.py", "invoker.py", "routing.py", "inference_log.py")
 INVOKER_KEY_PREFIX = "modeldeploy/invoker"
-_INTEGER_PARAMETERS = (
-    "EndpointInstanceCount",
-    "MinCapacity",
-    "MaxCapacity",
-    "TargetInvocationsPerInstance",
-    "ScaleInCooldown",
-    "ScaleOutCooldown",
-    "InvokerReservedConcurrency",
-    "RoutingTtlSeconds",
-    "ModelLatencyThresholdMicroseconds",
-    "ModelLoadingThresholdMicroseconds",
-)
+# Values the build takes from its CodeBuild environment and checks as CloudFormation would.
+# ImageUri is not among them: until the first image build it holds a placeholder, and then the
+# deploy stages are skipped (`modeldeploy.readiness`), so the stack never sees it.
+_CHECKED_PROJECT_PARAMETERS = ("ModelExecutionRoleArn", "ArtifactKmsKeyArn", "AlarmTopicArn")
 
 
 class _TemplateLoader(yaml.SafeLoader):
@@ -73,23 +67,19 @@ def load_stage_config(stage: str, directory: Path = CONFIG_DIR) -> dict[str, str
         raise InputError(f'not a {{"Parameters": {{...}}}} document: {error}', file=path) from None
     if not isinstance(parameters, dict) or not all(isinstance(v, str) for v in parameters.values()):
         raise InputError("Parameters must map names to strings", file=path)
-    declared = set(load_template()["Parameters"])
-    unknown = sorted(set(parameters) - declared)
+    declarations = load_template()["Parameters"]
+    unknown = sorted(set(parameters) - set(declarations))
     if unknown:
         raise InputError(f"parameter(s) {unknown} are not in the endpoint stack", file=path)
     if parameters.get("StageName") != stage:
         raise InputError(
             f"StageName must be '{stage}', got {parameters.get('StageName')!r}", file=path
         )
-    numbers = {}
-    for name in _INTEGER_PARAMETERS:
-        if name in parameters:
-            try:
-                numbers[name] = int(parameters[name])
-            except ValueError:
-                raise InputError(
-                    f"{name} must be an integer, got {parameters[name]!r}", file=path
-                ) from None
+    numbers = {
+        name: number
+        for name, value in parameters.items()
+        if (number := check_parameter(name, value, declarations[name], path)) is not None
+    }
     low, high = numbers.get("MinCapacity", 1), numbers.get("MaxCapacity", 1)
     count = numbers.get("EndpointInstanceCount", low)
     if not 1 <= low <= high:
@@ -102,6 +92,30 @@ def load_stage_config(stage: str, directory: Path = CONFIG_DIR) -> dict[str, str
             file=path,
         )
     return dict(parameters)
+
+
+def check_parameter(
+    name: str, value: str, declaration: dict[str, Any], path: Path | None = None
+) -> int | None:
+    """Refuse a value the stack's parameter declaration refuses, naming the parameter, before
+    CloudFormation does mid-deploy; a Number's value comes back as an int (ours are whole)."""
+    number = None
+    if declaration.get("Type") == "Number":
+        try:
+            number = int(value)
+        except ValueError:
+            raise InputError(f"{name} must be an integer, got {value!r}", file=path) from None
+        low, high = declaration.get("MinValue"), declaration.get("MaxValue")
+        if (low is not None and number < low) or (high is not None and number > high):
+            bounds = f"{'-inf' if low is None else low}..{'inf' if high is None else high}"
+            raise InputError(f"{name} {number} is outside {bounds}", file=path)
+    pattern = declaration.get("AllowedPattern")
+    if pattern is not None and re.fullmatch(pattern, value) is None:
+        raise InputError(f"{name} {value!r} does not match {pattern}", file=path)
+    allowed = declaration.get("AllowedValues")
+    if allowed is not None and value not in {str(option) for option in allowed}:
+        raise InputError(f"{name} must be one of {allowed}, got {value!r}", file=path)
+    return number
 
 
 def package_invoker(output_dir: Path) -> tuple[Path, str]:
@@ -131,8 +145,10 @@ def export_stage_config(
     model_execution_role_arn: str,
     invoker_code_key: str,
     artifact_kms_key_arn: str = "",
+    alarm_topic_arn: str = "",
 ) -> dict[str, Any]:
-    """The CloudFormation deploy action's TemplateConfiguration for one stage."""
+    """The CloudFormation deploy action's TemplateConfiguration for one stage; the endpoint's
+    alarms notify `alarm_topic_arn` (the project's topic), none when it is empty."""
     parameters = load_stage_config(stage)
     parameters.update(
         SageMakerProjectName=naming.check_project_name(project),
@@ -142,7 +158,11 @@ def export_stage_config(
         ModelExecutionRoleArn=model_execution_role_arn,
         InvokerCodeKey=invoker_code_key,
         ArtifactKmsKeyArn=artifact_kms_key_arn,
+        AlarmTopicArn=alarm_topic_arn,
     )
+    declarations = load_template()["Parameters"]
+    for name in _CHECKED_PROJECT_PARAMETERS:
+        check_parameter(name, parameters[name], declarations[name])
     return {
         "Parameters": parameters,
         "Tags": {"sagemaker:project-name": project, "sagemaker:project-id": project_id},

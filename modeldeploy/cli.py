@@ -558,6 +558,35 @@ def serve(
 
 @endpoint.command()
 @click.option(
+    "--image-uri", envvar="IMAGE_URI", required=True, help="the serving image [env IMAGE_URI]"
+)
+@click.option("-d", "--dataset", "datasets", multiple=True, help="only these datasets")
+@_target_options
+def ready(
+    image_uri: str,
+    datasets: tuple[str, ...],
+    home: Path,
+    project_name: str,
+    aws: bool,
+    bucket: str | None,
+) -> None:
+    """Print "true" when the deploy stages have something to deploy, else "false" (the reason
+    goes to stderr); exit 1 when the registry or the bucket cannot tell."""
+    from modeldeploy import readiness
+
+    try:
+        deployer = _target(home, project_name, aws, bucket).deployer()
+        # Routed datasets need no listing here: any route makes the stages run (readiness).
+        answer = readiness.check(image_uri, deployer, _datasets(datasets, []))
+    except InputError as error:
+        raise _fail(error) from None
+    verdict = "deploying" if answer.ready else "nothing to deploy, the deploy stages are skipped"
+    click.echo(f"{verdict}: {answer.reason}", err=True)
+    click.echo(answer.answer)
+
+
+@endpoint.command()
+@click.option(
     "--output-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("build"),
@@ -569,6 +598,12 @@ def serve(
 @click.option("--image-uri", envvar="IMAGE_URI", required=True)
 @click.option("--model-execution-role-arn", envvar="MODEL_EXECUTION_ROLE_ARN", required=True)
 @click.option("--artifact-kms-key-arn", envvar="ARTIFACT_KMS_KEY_ARN", default="")
+@click.option(
+    "--alarm-topic-arn",
+    envvar=naming.ALARM_TOPIC_ENV,
+    default="",
+    help=f"SNS topic the endpoint alarms notify; empty for none [env {naming.ALARM_TOPIC_ENV}]",
+)
 @click.option("--upload/--no-upload", default=True, help="upload the invoker zip to the bucket")
 def build(
     output_dir: Path,
@@ -578,6 +613,7 @@ def build(
     image_uri: str,
     model_execution_role_arn: str,
     artifact_kms_key_arn: str,
+    alarm_topic_arn: str,
     upload: bool,
 ) -> None:
     """The build stage: package the invoker and write each stage's stack configuration."""
@@ -599,6 +635,7 @@ def build(
                 model_execution_role_arn=model_execution_role_arn,
                 invoker_code_key=key,
                 artifact_kms_key_arn=artifact_kms_key_arn,
+                alarm_topic_arn=alarm_topic_arn,
             )
             path = output_dir / f"{stage}-config-export.json"
             path.write_text(json.dumps(config, indent=2))

@@ -8,9 +8,11 @@ Request (POST, JSON body):
 200: {"dataset", "stage", "model_version" (sha256 of the serving model file),
       "model_package_version", "model_package_arn", "target_model", "predictions", "classes"}
 Errors answer {"error": <type>, "message": <what is wrong>}:
-    400 malformed request or rows the model refuses; 404 unknown dataset or no live model;
-    405 not a POST; 413 payload over the limit; 502 the endpoint failed or answered nonsense;
-    503 the endpoint throttles, is busy loading or is unavailable (with Retry-After).
+    400 malformed request or rows the model refuses; 404 unknown dataset or no live model
+    (NothingDeployed: the stage has no routing table or an empty one); 405 not a POST; 413
+    payload over the limit; 502 the endpoint failed or answered nonsense; 503 the endpoint
+    throttles, is busy loading or is unavailable (with Retry-After), or the invoker may not
+    read its routing table (RoutingForbidden: its role's S3 permissions need fixing).
 
 Headers: every response, answered or refused, carries `x-mme-request-id`, the id its inference
 log record has: the Function URL's request id (requestContext.requestId), else a fresh one.
@@ -101,6 +103,10 @@ def request_event(dataset: str, rows: Any, purpose: str = PURPOSE_TRAFFIC) -> di
 
 class TableMissing(Exception):
     """No routing table has been written for the stage yet (nothing deployed)."""
+
+
+class TableForbidden(Exception):
+    """The invoker's role may not read the routing table (S3 AccessDenied)."""
 
 
 class Reply(Exception):
@@ -353,6 +359,18 @@ class Invoker:
                 self._table = None
             except RoutingTableError as error:
                 raise Reply(502, "RoutingTableError", str(error)) from None
+            except TableForbidden as error:
+                # The caller learns what kind of problem it is; the bucket, key and role stay
+                # in the function's log for the operators.
+                log.error("AccessDenied reading the routing table %s", error)
+                if self._table is None:
+                    raise Reply(
+                        503,
+                        "RoutingForbidden",
+                        "the invoker is not allowed to read its routing table (S3 AccessDenied); "
+                        "the stage's operators must fix the invoker role's S3 permissions",
+                    ) from None
+                log.warning("using the cached routing table")
             except Exception as error:
                 if self._table is None:
                     raise Reply(
@@ -368,14 +386,20 @@ class Invoker:
 
     def _route(self, dataset: str, refresh: bool = False) -> Route:
         table = self._table_now(refresh)
-        route = table.routes.get(dataset) if table else None
+        if table is None or not table.routes:
+            raise Reply(
+                404,
+                "NothingDeployed",
+                f"nothing deployed to {self.stage or 'this stage'}: no dataset has a live model "
+                "yet (approve a model version to deploy one)",
+            )
+        route = table.routes.get(dataset)
         if route is None:
-            live = ", ".join(sorted(table.routes)) if table and table.routes else "none"
             raise Reply(
                 404,
                 "NoLiveModel",
                 f"dataset '{dataset}' is unknown or has no live model in this stage "
-                f"(datasets with a live model: {live})",
+                f"(datasets with a live model: {', '.join(sorted(table.routes))})",
             )
         return route
 
@@ -463,13 +487,18 @@ def _s3_reader(uri: str) -> Callable[[], bytes]:
     if not uri.startswith("s3://") or not bucket or not key:
         raise ValueError(f"ROUTING_TABLE_URI must be s3://bucket/key, got {uri!r}")
     client = boto3.client("s3")
-    missing = client.exceptions.NoSuchKey
 
     def read() -> bytes:
         try:
             return client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except missing:
-            raise TableMissing(uri) from None
+        except client.exceptions.ClientError as error:
+            # NoSuchKey needs s3:ListBucket as well; without it S3 says AccessDenied instead.
+            code = error.response.get("Error", {}).get("Code")
+            if code == "NoSuchKey":
+                raise TableMissing(uri) from None
+            if code == "AccessDenied":
+                raise TableForbidden(f"{uri}: {error}") from None
+            raise
 
     return read
 

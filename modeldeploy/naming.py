@@ -148,6 +148,12 @@ def dataset_of_group(project: str, group: str) -> str | None:
 DEPLOY_STAGE_ENV: Final = "DEPLOY_STAGE"
 # The build action's output: what each CloudFormation deploy action reads.
 ENDPOINT_TEMPLATE_FILE: Final = "endpoint.yml"
+# The build action's variable namespace and the variable it exports ("true"/"false",
+# `modeldeploy.readiness`): the deploy stages' entry conditions skip them unless it is "true".
+BUILD_VARIABLES_NAMESPACE: Final = "BuildVariables"
+DEPLOY_READY_VARIABLE: Final = "MME_DEPLOY_READY"
+# The project's SNS topic, given to the build, which hands it to the endpoint stack's alarms.
+ALARM_TOPIC_ENV: Final = "ALARM_TOPIC_ARN"
 
 
 def config_export_file(stage: str) -> str:

