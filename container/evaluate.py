@@ -17,7 +17,7 @@ import pandas as pd
 from container import paths
 from container.artifact import load_artifact
 from container.errors import InputError, run_entry_point
-from container.layout import ARTIFACT_FILE, REPORT_FILE, TEST_FILE
+from container.layout import ARTIFACT_FILE, MODEL_SHA256_PATH, REPORT_FILE, TEST_FILE
 from container.metrics import METRIC_NAMES
 from container.plots import write_plots
 from container.report import build_report
@@ -50,8 +50,10 @@ def evaluate(model_archive: Path, test_dir: Path, output_dir: Path, metric: str)
         algorithm=model.signature["algorithm"],
         hyperparameters=model.signature["hyperparameters"],
         cv=model.signature.get("cv"),
-        model_sha256=model.signature["model_sha256"],
     )
+    # The pipeline compares this with the model package group's latest version before it
+    # registers; load_artifact has verified it against the model file.
+    report[MODEL_SHA256_PATH] = model.signature["model_sha256"]
     output_dir.mkdir(parents=True, exist_ok=True)
     write_plots(report, output_dir, f"{schema.dataset} ({report['algorithm']})")
     # The report is written last: its presence means the evaluation is complete.

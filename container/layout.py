@@ -17,3 +17,5 @@ ARTIFACT_FILE: Final = "model.tar.gz"
 REPORT_FILE: Final = "evaluation.json"
 # Where the pipeline's condition step reads the registration metric in the report (JsonGet).
 REGISTER_METRIC_PATH: Final = "register_metric.value"
+# Where it reads the evaluated model's checksum (the signature's model_sha256, verified on load).
+MODEL_SHA256_PATH: Final = "model_sha256"

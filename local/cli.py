@@ -28,6 +28,7 @@ from template.aws_cli import aws
 from template.cli import template
 
 if TYPE_CHECKING:
+    from local.executions import ExecutionRecord
     from local.registry import ModelPackage, StateChangeEvent
     from local.runs import Summary
 
@@ -222,7 +223,9 @@ def _summary_table(summaries: list[Summary]) -> Table:
             s.best_family or "-",
             f"{s.cv_score:.4f}" if s.cv_score is not None else "-",
             holdout or "-",
-            f"v{s.version}" if s.version is not None else "-",
+            f"v{s.version}"
+            if s.version is not None
+            else ("unchanged" if _unchanged(s.execution) else "-"),
             status,
             s.execution.id,
         )
@@ -234,6 +237,8 @@ def _report(summaries: list[Summary]) -> None:
     for s in summaries:
         if s.status != "Succeeded":
             console.print(f"[red]{s.dataset}:[/] {escape(s.reason or s.status)}")
+        elif (unchanged := _unchanged(s.execution)) is not None:
+            console.print(f"{s.dataset}: {escape(unchanged)}")
 
 
 @main.command()
@@ -346,7 +351,8 @@ def _approve_all(settings: Settings, summaries: list[Summary]) -> None:
     registry.subscribe(_deploy_on_approval(settings))
     for s in summaries:
         if s.version is None:
-            console.print(f"{s.dataset}: nothing registered, nothing to approve")
+            reason = _unchanged(s.execution) or "nothing registered"
+            console.print(f"{s.dataset}: {reason}, nothing to approve")
             continue
         group = naming.model_package_group_name(settings.project, s.dataset)
         package = registry.update_approval(group, s.version, "Approved", "approved by mme demo")
@@ -438,7 +444,7 @@ def executions(ctx: click.Context, dataset: str | None, limit: int) -> None:
             if register is not None and register.status == "Succeeded"
             else (record.failure_reason or "").splitlines()[0]
             if record.failure_reason
-            else ""
+            else _unchanged(record) or ""
         )
         colour = {"Succeeded": "green", "Executing": "yellow"}.get(record.status, "red")
         table.add_row(
@@ -452,6 +458,19 @@ def executions(ctx: click.Context, dataset: str | None, limit: int) -> None:
     console.print(table)
     if not records:
         console.print("No executions yet: `mme run` or `mme demo` starts one.")
+
+
+def _unchanged(record: ExecutionRecord) -> str | None:
+    """Why a succeeded execution registered nothing: CheckModelChanged found the same model."""
+    from modelbuild.versions import unchanged_message
+
+    check = record.step(naming.Steps.CHECK_CHANGED)
+    if check is None or check.status != "Succeeded" or check.properties.get("Outcome") is not False:
+        return None
+    return unchanged_message(
+        int(record.parameters.get(naming.Params.LATEST_MODEL_VERSION, 0)),
+        str(record.parameters.get(naming.Params.LATEST_MODEL_SHA256, "")),
+    )
 
 
 def _step_outputs(step: Any) -> str:
@@ -510,6 +529,9 @@ def steps(ctx: click.Context, execution: str, logs: bool) -> None:
     console.print(table)
     if record.failure_reason:
         console.print(f"[red]failure:[/] {escape(record.failure_reason)}")
+    unchanged = _unchanged(record)
+    if unchanged:
+        console.print(f"[green]{escape(unchanged)}[/]")
     if logs:
         directory = settings.home.executions.directory(record.id)
         for step in record.steps:

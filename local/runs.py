@@ -2,7 +2,8 @@
 
 Per dataset: stage its CSV into local S3 under its content-addressed key, build its pipeline
 definition with the same code CodeBuild runs (local bucket, role and image), store it as the
-pipeline's definition, check the execution's parameter values with the offline validator, and
+pipeline's definition, check the execution's parameter values with the offline validator, look
+up the group's latest version in the local registry (as modelbuild.run does in SageMaker's), and
 start an execution on the local executor.
 """
 
@@ -17,9 +18,15 @@ from container.errors import InputError
 from local.executions import ExecutionRecord
 from local.executor import PipelineExecutor, resolve_parameters
 from local.home import LocalHome
+from local.registry import LocalModelRegistry
 from modelbuild import naming
 from modelbuild.datasets import Dataset, materialize
 from modelbuild.naming import Params, Steps
+from modelbuild.versions import (
+    LatestVersion,
+    comparison_parameters,
+    latest_version,
+)
 
 # `mme run` options that set a pipeline parameter of the execution (not of the definition).
 PARAMETER_OPTIONS = {
@@ -84,12 +91,36 @@ def execution_parameters(pipeline: Pipeline, overrides: dict[str, Any]) -> dict[
     return {k: v for k, v in values.items() if k in overrides}
 
 
+class LocalVersions:
+    """modelbuild.versions.ModelVersions answered from the local registry."""
+
+    def __init__(self, registry: LocalModelRegistry) -> None:
+        self.registry = registry
+
+    def latest(self, group: str) -> LatestVersion | None:
+        packages = self.registry.list_packages(group)  # newest first
+        if not packages:
+            return None
+        newest = packages[0]
+        return latest_version(
+            newest.arn, newest.version, newest.approval_status, newest.customer_metadata
+        )
+
+
+_COMPARISON = frozenset({Params.LATEST_MODEL_SHA256, Params.LATEST_MODEL_VERSION})
+
+
 def execute(
     executor: PipelineExecutor, pipeline: Pipeline, overrides: dict[str, Any]
 ) -> ExecutionRecord:
-    return executor.start(
-        pipeline.name, pipeline.definition, execution_parameters(pipeline, overrides)
-    )
+    """Start an execution that compares its model with the group's latest version, unless the
+    overrides name the version to compare with (`-p LatestModelSha256=` registers regardless)."""
+    values = execution_parameters(pipeline, overrides)
+    if not _COMPARISON & set(values):
+        group = resolve_parameters(pipeline.definition, values)[Params.MODEL_PACKAGE_GROUP]
+        latest = LocalVersions(executor.home.registry).latest(group)
+        values = {**comparison_parameters(latest), **values}
+    return executor.start(pipeline.name, pipeline.definition, values)
 
 
 def read_json(home: LocalHome, uri: str) -> dict[str, Any]:

@@ -62,6 +62,10 @@ class Steps:
     TUNE: Final = "Tune"
     EVALUATE: Final = "Evaluate"
     CHECK: Final = "CheckMetric"
+    # Inside CheckMetric's if-branch: register only a model that differs from the group's
+    # latest version; its empty else-branch ends an unchanged run successfully, registering
+    # nothing (a Fail step would mark the execution Failed and notify the project).
+    CHECK_CHANGED: Final = "CheckModelChanged"
     # The SDK's ModelStep names its step "<name>-RegisterModel"; this is the resulting name.
     REGISTER: Final = "Register-RegisterModel"
     FAIL: Final = "MetricBelowThreshold"
@@ -102,6 +106,17 @@ class Params:
     THRESHOLD: Final = "RegistrationThreshold"
     APPROVAL_STATUS: Final = "ModelApprovalStatus"
     MODEL_PACKAGE_GROUP: Final = "ModelPackageGroupName"
+    # The group's latest version and the model checksum it carries, looked up by the run command
+    # (modelbuild.run on AWS, `mme run` locally) when it starts the execution. The defaults ("",
+    # 0) mean "no version to compare with": the execution registers what it built.
+    LATEST_MODEL_SHA256: Final = "LatestModelSha256"
+    LATEST_MODEL_VERSION: Final = "LatestModelVersion"
+
+
+# The model package's CustomerMetadataProperties key holding the sha256 of its model file (the
+# checksum the artifact's signature carries), written by the pipeline's register step; the next
+# run compares its best model with the latest version's value.
+MODEL_SHA256_METADATA_KEY: Final = "model-sha256"
 
 
 def _check(kind: str, value: str, pattern: str, max_length: int) -> str:

@@ -7,8 +7,17 @@ CI run and the local runtime can run a definition with its defaults. Steps:
     Preprocess (processing) -> Tune (one tuning job over the six families)
       -> Evaluate (processing, the best trial's model on the holdout; property file)
       -> CheckMetric (condition: holdout metric >= threshold)
-           -> Register-RegisterModel (model package in the dataset's group)
+           -> CheckModelChanged (condition: the model's sha256 != LatestModelSha256)
+                -> Register-RegisterModel (model package in the dataset's group)
+                else nothing: the execution succeeds with nothing registered
            else MetricBelowThreshold (fail, with the metric, its value and the threshold)
+
+SageMaker never caches a register step, so without CheckModelChanged every run on unchanged data
+(cached Tune, the same best model) would register a new version of the same artifact. The run
+command looks up the group's latest version and passes the model checksum it carries
+(CustomerMetadataProperties, written here at registration) as LatestModelSha256. An unchanged
+model is not a failure: a Fail step would mark the execution Failed and notify the project, so
+the check's else-branch is empty and CheckModelChanged's outcome False is what says "unchanged".
 
 There is no refit step: in cv mode the training entry point fits the model on the whole training
 split after cross-validation and saves it, so the best trial's artifact already is the final
@@ -34,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from container.errors import InputError
 from container.families import FAMILIES
-from container.layout import REGISTER_METRIC_PATH
+from container.layout import MODEL_SHA256_PATH, REGISTER_METRIC_PATH
 from container.metrics import METRIC_NAMES, OBJECTIVE_METRIC_NAME, OBJECTIVE_METRIC_REGEX
 from container.search_space import CategoricalRange, ContinuousRange, IntegerRange, Range
 from modelbuild import naming
@@ -64,7 +73,11 @@ from sagemaker.parameter import (  # noqa: E402
 from sagemaker.processing import ProcessingInput, ProcessingOutput, Processor  # noqa: E402
 from sagemaker.tuner import HyperparameterTuner  # noqa: E402
 from sagemaker.workflow.condition_step import ConditionStep  # noqa: E402
-from sagemaker.workflow.conditions import ConditionGreaterThanOrEqualTo  # noqa: E402
+from sagemaker.workflow.conditions import (  # noqa: E402
+    ConditionEquals,
+    ConditionGreaterThanOrEqualTo,
+    ConditionNot,
+)
 from sagemaker.workflow.execution_variables import ExecutionVariables  # noqa: E402
 from sagemaker.workflow.fail_step import FailStep  # noqa: E402
 from sagemaker.workflow.functions import Join, JsonGet  # noqa: E402
@@ -141,6 +154,9 @@ class PipelineSettings(_Strict):
     threshold: Annotated[float, Field(ge=0.0, le=1.0)]
     approval_status: Literal[APPROVAL_STATUSES] = "PendingManualApproval"  # type: ignore[valid-type]
     model_package_group: str
+    # The group's latest version to compare the new model with; "" and 0: none (register).
+    latest_model_sha256: Annotated[str, Field(pattern=r"^([0-9a-f]{64})?$")] = ""
+    latest_model_version: Annotated[int, Field(ge=0)] = 0
 
     @model_validator(mode="after")
     def _consistent(self) -> PipelineSettings:
@@ -211,6 +227,8 @@ class PipelineSettings(_Strict):
             Params.THRESHOLD: self.threshold,
             Params.APPROVAL_STATUS: self.approval_status,
             Params.MODEL_PACKAGE_GROUP: self.model_package_group,
+            Params.LATEST_MODEL_SHA256: self.latest_model_sha256,
+            Params.LATEST_MODEL_VERSION: self.latest_model_version,
         }
 
 
@@ -462,6 +480,9 @@ def build_pipeline(settings: PipelineSettings, context: ProjectContext) -> Pipel
         holdout_value = JsonGet(
             step_name=step_evaluate.name, property_file=report, json_path=REGISTER_METRIC_PATH
         )
+        model_sha256 = JsonGet(
+            step_name=step_evaluate.name, property_file=report, json_path=MODEL_SHA256_PATH
+        )
 
         register_args = Model(
             image_uri=p[Params.IMAGE],
@@ -486,6 +507,7 @@ def build_pipeline(settings: PipelineSettings, context: ProjectContext) -> Pipel
                 "metric": p[Params.METRIC],
                 "algorithm": best_trial.TrainingJobDefinitionName,
                 "training-job": best_trial.TrainingJobName,
+                naming.MODEL_SHA256_METADATA_KEY: model_sha256,
             },
             model_metrics=ModelMetrics(
                 model_statistics=MetricsSource(
@@ -512,13 +534,29 @@ def build_pipeline(settings: PipelineSettings, context: ProjectContext) -> Pipel
                 ],
             ),
         )
+        step_check_changed = ConditionStep(
+            name=Steps.CHECK_CHANGED,
+            description=(
+                "Register only a model that differs from the group's latest version; "
+                "an unchanged model ends the execution successfully, registering nothing"
+            ),
+            conditions=[
+                ConditionNot(
+                    expression=ConditionEquals(
+                        left=model_sha256, right=p[Params.LATEST_MODEL_SHA256]
+                    )
+                )
+            ],
+            if_steps=[step_register],
+            else_steps=[],
+        )
         step_check = ConditionStep(
             name=Steps.CHECK,
             description="Register only a model whose holdout metric clears the threshold",
             conditions=[
                 ConditionGreaterThanOrEqualTo(left=holdout_value, right=p[Params.THRESHOLD])
             ],
-            if_steps=[step_register],
+            if_steps=[step_check_changed],
             else_steps=[step_fail],
         )
         return Pipeline(

@@ -2,9 +2,11 @@
 
 For each dataset (all registered ones, or those named): stage its data to the project bucket,
 build and validate its pipeline definition, make sure its model package group exists, create or
-update its pipeline with the project's role and tags, and start an execution with the dataset's
-parameters. With --wait it then polls every execution and exits non-zero naming, per failed
-dataset, the step that failed and why.
+update its pipeline with the project's role and tags, look up the group's latest version (its
+model checksum is what the pipeline compares the new model with, so an unchanged model is not
+registered again), and start an execution with the dataset's parameters. With --wait it then
+polls every execution and exits non-zero naming, per failed dataset, the step that failed and
+why; an execution that registered nothing because the model was unchanged succeeds and says so.
 
     python -m modelbuild.run [DATASET ...] [--wait] ...      (options: python -m modelbuild.run --help)
 
@@ -36,6 +38,13 @@ from modelbuild.pipeline import (
     definition_text,
 )
 from modelbuild.validate import ensure_valid
+from modelbuild.versions import (
+    LatestVersion,
+    SageMakerVersions,
+    comparison_parameters,
+    describe_comparison,
+    unchanged_message,
+)
 
 TERMINAL_STATUSES = frozenset({"Succeeded", "Failed", "Stopped"})
 DEFAULT_POLL_SECONDS = 30.0
@@ -59,6 +68,10 @@ class Outcome:
     status: str = "Executing"
     failures: list[tuple[str, str]] = field(default_factory=list)
     model_package_arn: str | None = None
+    # The group's latest version when the execution started (what CheckModelChanged compared
+    # with), and whether the check found the new model equal to it.
+    latest: LatestVersion | None = None
+    unchanged: bool = False
 
     @property
     def failed(self) -> bool:
@@ -200,15 +213,22 @@ def step_failures(sagemaker: Any, execution_arn: str) -> list[tuple[str, str]]:
     return failures
 
 
-def registered_model(sagemaker: Any, execution_arn: str) -> str | None:
+def registration(sagemaker: Any, execution_arn: str) -> tuple[str | None, bool]:
+    """(the model package a succeeded execution registered, whether its model was unchanged)."""
+    registered, unchanged = None, False
     for step in _pages(
         sagemaker.list_pipeline_execution_steps,
         "PipelineExecutionSteps",
         PipelineExecutionArn=execution_arn,
     ):
-        if step.get("StepName") == Steps.REGISTER and step.get("StepStatus") == "Succeeded":
-            return step.get("Metadata", {}).get("RegisterModel", {}).get("Arn")
-    return None
+        if step.get("StepStatus") != "Succeeded":
+            continue
+        metadata = step.get("Metadata", {})
+        if step.get("StepName") == Steps.REGISTER:
+            registered = metadata.get("RegisterModel", {}).get("Arn")
+        elif step.get("StepName") == Steps.CHECK_CHANGED:
+            unchanged = metadata.get("Condition", {}).get("Outcome") == "False"
+    return registered, unchanged
 
 
 def wait_for(
@@ -241,7 +261,9 @@ def wait_for(
                     ("(pipeline)", described.get("FailureReason") or status)
                 ]
             else:
-                outcome.model_package_arn = registered_model(sagemaker, outcome.execution_arn)
+                outcome.model_package_arn, outcome.unchanged = registration(
+                    sagemaker, outcome.execution_arn
+                )
         if not pending:
             return
         if clock() >= deadline:
@@ -258,6 +280,9 @@ def summary(outcomes: list[Outcome]) -> str:
         lines.append(f"{outcome.dataset}: {outcome.status}  {outcome.execution_arn}")
         if outcome.model_package_arn:
             lines.append(f"    registered {outcome.model_package_arn}")
+        elif outcome.unchanged and outcome.latest is not None:
+            message = unchanged_message(outcome.latest.version, outcome.latest.model_sha256)
+            lines.append(f"    {message} ({outcome.latest.arn})")
         lines.extend(f"    step {step} failed: {reason}" for step, reason in outcome.failures)
     return "\n".join(lines)
 
@@ -308,6 +333,7 @@ def start_all(
         prepared.append((dataset, staged, settings, definition, values))
 
     outcomes = []
+    versions = SageMakerVersions(sagemaker)
     for dataset, staged, settings, definition, values in prepared:
         name = naming.pipeline_name(context.project_name, dataset.name)
         resource_tags = tags(context.project_name, request.project_id, dataset.name)
@@ -325,14 +351,17 @@ def start_all(
             resource_tags,
             f"Model build for dataset {dataset.name}: preprocess, tune, evaluate, register",
         )
+        # Looked up last, just before the start, so a version registered meanwhile counts.
+        latest = versions.latest(settings.model_package_group)
+        log(f"{dataset.name}: {describe_comparison(latest)}")
         arn = sagemaker.start_pipeline_execution(
             PipelineName=name,
             PipelineExecutionDisplayName=display_name(dataset.name, request.source_version),
             PipelineExecutionDescription=f"{dataset.name} from {staged.uri}",
-            PipelineParameters=execution_parameters(values),
+            PipelineParameters=execution_parameters({**values, **comparison_parameters(latest)}),
         )["PipelineExecutionArn"]
         log(f"{dataset.name}: started {arn}")
-        outcomes.append(Outcome(dataset.name, name, arn))
+        outcomes.append(Outcome(dataset.name, name, arn, latest=latest))
     return outcomes
 
 

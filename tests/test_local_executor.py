@@ -17,6 +17,7 @@ from local.executor import DefinitionError, PipelineExecutor
 from local.home import LocalHome
 from local.jobs import JobRunner
 from local.runs import Pipeline, build
+from modelbuild import naming
 from modelbuild.datasets import default_registry, get_dataset
 from modelbuild.naming import Params, Steps
 from tests.local_support import SMALL_BUDGET, runner
@@ -62,7 +63,8 @@ def test_every_dataset_runs_the_real_definition_end_to_end(
     for name, record in first_runs.items():
         assert record.status == "Succeeded", (name, record.failure_reason)
         assert [s.name for s in record.steps] == [
-            Steps.PREPROCESS, Steps.TUNE, Steps.EVALUATE, Steps.CHECK, Steps.REGISTER
+            Steps.PREPROCESS, Steps.TUNE, Steps.EVALUATE, Steps.CHECK, Steps.CHECK_CHANGED,
+            Steps.REGISTER,
         ]  # fmt: skip
         tune = record.step(Steps.TUNE)
         assert tune is not None
@@ -100,6 +102,8 @@ def test_every_dataset_runs_the_real_definition_end_to_end(
         assert package.customer_metadata["algorithm"] == best["TrainingJobDefinitionName"]
         report_uri = package.model_metrics["ModelQuality"]["Statistics"]["S3Uri"]
         report = json.loads(home.s3.get_bytes(report_uri))
+        # The checksum the next run compares with: the registered model's, from its report.
+        assert package.customer_metadata[naming.MODEL_SHA256_METADATA_KEY] == report["model_sha256"]
         assert report["cv"]["mean"] == pytest.approx(values[0])
         assert report["dataset"] == name
 
@@ -132,6 +136,32 @@ def test_an_unchanged_step_is_reused_and_a_changed_one_runs_again(
             home.s3.delete(key)
     rebuilt = _start(home, runner, pipelines["wine"])
     assert rebuilt.step(Steps.PREPROCESS).cached_from is None  # type: ignore[union-attr]
+
+
+def test_the_checksum_parameter_decides_registration_and_register_is_never_cached(
+    home: LocalHome,
+    pipelines: dict[str, Pipeline],
+    first_runs: dict[str, ExecutionRecord],
+    runner: JobRunner,
+) -> None:
+    """The executor runs CheckModelChanged as SageMaker would; only the parameter the run
+    command passes keeps an equal model from being registered, never a cached register step."""
+    group = f"{PROJECT}-banknote"
+    latest = home.registry.list_packages(group)[0]
+    checksum = latest.customer_metadata[naming.MODEL_SHA256_METADATA_KEY]
+    same = _start(home, runner, pipelines["banknote"], LatestModelSha256=checksum)
+    assert same.status == "Succeeded"
+    assert same.step(Steps.EVALUATE).cached_from == first_runs["banknote"].id  # type: ignore[union-attr]
+    assert same.step(Steps.CHECK_CHANGED).properties == {"Outcome": False}  # type: ignore[union-attr]
+    assert same.step(Steps.REGISTER) is None
+    assert home.registry.list_packages(group)[0] == latest
+
+    other = _start(home, runner, pipelines["banknote"], LatestModelSha256="0" * 64)
+    register = other.step(Steps.REGISTER)
+    assert register is not None and register.cached_from is None
+    assert register.properties["ModelPackageVersion"] == latest.version + 1
+    package = home.registry.list_packages(group)[0]
+    assert package.customer_metadata[naming.MODEL_SHA256_METADATA_KEY] == checksum
 
 
 def test_a_threshold_out_of_reach_fails_the_execution_and_registers_nothing(

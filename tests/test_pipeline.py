@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from container.errors import InputError
 from container.families import FAMILIES
-from container.layout import REGISTER_METRIC_PATH
+from container.layout import MODEL_SHA256_PATH, REGISTER_METRIC_PATH
 from container.metrics import OBJECTIVE_METRIC_NAME, OBJECTIVE_METRIC_REGEX
 from container.search_space import CategoricalRange, ContinuousRange, IntegerRange
 from modelbuild import naming
@@ -59,9 +59,15 @@ def test_a_definition_is_built_for_every_registered_dataset(
         ]
         check = step(built.definition, Steps.CHECK)["Arguments"]
         assert [(s["Name"], s["Type"]) for s in check["IfSteps"]] == [
-            (Steps.REGISTER, "RegisterModel")
+            (Steps.CHECK_CHANGED, "Condition")
         ]
         assert [(s["Name"], s["Type"]) for s in check["ElseSteps"]] == [(Steps.FAIL, "Fail")]
+        # An unchanged model is not a failure: the else-branch holds no Fail step.
+        changed = step(built.definition, Steps.CHECK_CHANGED)["Arguments"]
+        assert [(s["Name"], s["Type"]) for s in changed["IfSteps"]] == [
+            (Steps.REGISTER, "RegisterModel")
+        ]
+        assert changed["ElseSteps"] == []
 
 
 def test_parameters_default_to_the_registry_values(definitions: dict[str, Built]) -> None:
@@ -84,6 +90,9 @@ def test_parameters_default_to_the_registry_values(definitions: dict[str, Built]
             "Approved",
         ]
         assert defaults[Params.MODEL_PACKAGE_GROUP] == f"{PROJECT}-{name}"
+        # Nothing to compare with unless the run command passes the group's latest version.
+        assert defaults[Params.LATEST_MODEL_SHA256] == ""
+        assert defaults[Params.LATEST_MODEL_VERSION] == 0
         assert defaults[Params.IMAGE] == IMAGE_URI
         assert declared[Params.MAX_JOBS]["Type"] == "Integer"
         assert declared[Params.THRESHOLD]["Type"] == "Float"
@@ -249,6 +258,25 @@ def test_steps_are_wired_to_the_right_outputs(definitions: dict[str, Built]) -> 
         "LeftValue": holdout,
         "RightValue": _get(f"Parameters.{Params.THRESHOLD}"),
     }
+    checksum = {
+        "Std:JsonGet": {
+            "PropertyFile": _get(
+                f"Steps.{Steps.EVALUATE}.PropertyFiles.{naming.EVALUATION_PROPERTY_FILE}"
+            ),
+            "Path": MODEL_SHA256_PATH,
+        }
+    }
+    (changed,) = step(definition, Steps.CHECK_CHANGED)["Arguments"]["Conditions"]
+    assert changed == {
+        "Type": "Not",
+        "Condition": {
+            "Type": "Equals",
+            "LeftValue": checksum,
+            "RightValue": _get(f"Parameters.{Params.LATEST_MODEL_SHA256}"),
+        },
+    }
+    # The registered version carries the checksum the next run compares with.
+    assert register["CustomerMetadataProperties"][naming.MODEL_SHA256_METADATA_KEY] == checksum
     message = step(definition, Steps.FAIL)["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
     assert _get(f"Parameters.{Params.METRIC}") in message
     assert holdout in message
@@ -313,6 +341,10 @@ def test_the_definition_drives_the_container_entry_points(
         value = value[part]
     assert 0.5 < float(value) <= 1.0
     assert report["register_metric"]["name"] == "roc_auc"
+    # CheckModelChanged reads the checksum of the model file the trial saved.
+    signature = json.loads((tmp_path / "model" / "signature.json").read_text())
+    assert report[MODEL_SHA256_PATH] == signature["model_sha256"]
+    assert re.fullmatch(r"[0-9a-f]{64}", report[MODEL_SHA256_PATH])
 
 
 @pytest.mark.parametrize(

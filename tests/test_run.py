@@ -131,6 +131,7 @@ def _stub_start(stubber: Stubber, pipeline: str) -> None:
     stubber.add_response(
         "create_pipeline", {"PipelineArn": f"arn:aws:sagemaker:{REGION}:123456789012:pipeline/p"}
     )
+    stubber.add_response("list_model_packages", {"ModelPackageSummaryList": []})
     stubber.add_response(
         "start_pipeline_execution",
         {"PipelineExecutionArn": EXECUTION_ARN},
