@@ -207,6 +207,16 @@ UNSCOPABLE = {
     "kms:CreateKey",
     "cloudformation:GetTemplateSummary",
     "cloudformation:ValidateTemplate",
+    # Reads of CloudFormation's resource handlers (tests/test_handler_permissions.py).
+    "kms:ListAliases",
+    "codecommit:ListRepositories",
+    "application-autoscaling:DescribeScalableTargets",
+    "application-autoscaling:DescribeScalingPolicies",
+    "application-autoscaling:DescribeScheduledActions",
+    "cloudwatch:GetMetricData",
+    "logs:DescribeLogGroups",
+    "logs:DescribeIndexPolicies",
+    "logs:DescribeResourcePolicies",
 }
 
 
