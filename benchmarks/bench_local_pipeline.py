@@ -11,7 +11,6 @@ run three ways on the same split:
    cores, which is what a runner that starts a process per training job pays.
 
 Run: `.venv/bin/python benchmarks/bench_local_pipeline.py [--max-jobs N] [DATASET ...]`.
-Needs MME_DATA_DIR for the banknote data when offline.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@
    trials' own durations, measured inside the workers).
 
 Run: `make bench` or `.venv/bin/python benchmarks/bench_search.py [--max-jobs N] [DATASET ...]`.
-Needs MME_DATA_DIR for the banknote data when offline.
 """
 
 from __future__ import annotations

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import urllib.error
 import urllib.request
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import pandas as pd
 import yaml
 from pydantic import (
     BaseModel,
@@ -19,13 +21,19 @@ from pydantic import (
     Tag,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
+from container.checksum import sha256_file
 from container.errors import InputError
 from container.files import write_atomically
 from container.metrics import METRIC_NAMES
 
 REGISTRY_FILE = Path(__file__).with_name("datasets.yml")
+# Another registry file instead of datasets.yml (a copy with an added dataset, say).
+REGISTRY_ENV = "MME_DATASET_REGISTRY"
+# The offline mirror shipped with the package: URL datasets' files, checked like a download.
+MIRROR_DIR = Path(__file__).with_name("data")
 # Dataset names become parts of SageMaker resource names (model package groups, pipelines).
 DATASET_NAME_PATTERN = r"^[a-z0-9](-?[a-z0-9])*$"
 MAX_DATASET_NAME_LENGTH = 24
@@ -44,6 +52,19 @@ class SklearnSource(_Strict):
 
 class CsvSource(_Strict):
     csv: str
+    # The column separator of a local file. The pipeline reads the comma-separated copy that
+    # materialize() writes, so the image needs no option for it.
+    sep: Literal[",", ";", "\t", "|"] = ","
+
+    @property
+    def remote(self) -> bool:
+        return self.csv.startswith("s3://")
+
+    @model_validator(mode="after")
+    def _sep_needs_a_local_file(self) -> CsvSource:
+        if self.remote and self.sep != ",":
+            raise ValueError("sep applies to a local file; an s3:// source is read as it is")
+        return self
 
 
 class UrlSource(_Strict):
@@ -94,11 +115,34 @@ class Dataset(_Strict):
     cv_folds: Annotated[int, Field(ge=2, le=20)] = 5
     random_state: int = 42
     budget: Budget = Budget()
+    # Rows whose target is empty: refuse the dataset, or train on the labelled rows only.
+    unlabelled: Literal["refuse", "drop"] = "refuse"
+    # A categorical column with more distinct values than max_levels is free text or an id, not
+    # a feature a model learns from: warn about it, or refuse the dataset.
+    max_levels: Annotated[int, Field(ge=2)] = 100
+    many_levels: Literal["warn", "refuse"] = "warn"
 
     @field_validator("positive_class", mode="before")
     @classmethod
     def _label_as_text(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            # The registry reads only true/false as booleans (see _RegistryLoader): a label
+            # spelled so is ambiguous (True? true? 1?) and must be quoted.
+            raise ValueError(
+                f"{str(value).lower()} reads as a boolean, not a label: quote the label as "
+                f"it appears in the data, e.g. positive_class: '{str(value).lower()}'"
+            )
         return None if value is None else str(value)
+
+    @model_validator(mode="after")
+    def _dropping_needs_a_local_file(self) -> Dataset:
+        local = isinstance(self.source, CsvSource) and not self.source.remote
+        if self.unlabelled == "drop" and not local:
+            raise ValueError(
+                "unlabelled: drop applies to a local csv source; other sources are read as "
+                "they are (their content addresses their staged copy)"
+            )
+        return self
 
 
 def _describe(error: ValidationError) -> str:
@@ -106,14 +150,43 @@ def _describe(error: ValidationError) -> str:
     problems = []
     for item in error.errors():
         field = ".".join(str(part) for part in item["loc"]) or "entry"
-        got = f" (got {item['input']!r})" if item["type"] != "missing" else ""
+        # A check across fields has no location, and its input is the whole entry.
+        got = f" (got {item['input']!r})" if item["loc"] and item["type"] != "missing" else ""
         problems.append(f"{field}: {item['msg']}{got}")
     return "invalid entry: " + "; ".join(problems)
 
 
+def _csv_relative_to(entry: Any, folder: Path) -> Any:
+    """The entry with a relative `csv:` path made absolute from the registry file's folder, so a
+    registry kept anywhere names files beside itself."""
+    source = entry.get("source") if isinstance(entry, dict) else None
+    location = source.get("csv") if isinstance(source, dict) else None
+    if not isinstance(location, str) or location.startswith("s3://"):
+        return entry
+    path = Path(location.removeprefix("file://"))
+    if path.is_absolute():
+        return entry
+    return {**entry, "source": {**source, "csv": str(folder / path)}}
+
+
+class _RegistryLoader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true and false. YAML 1.1 also reads yes/no/on/off (any case) as
+    booleans, so `positive_class: Yes` would become True and match no label; no registry field
+    is a boolean, so these stay the text the user wrote."""
+
+
+_RegistryLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_RegistryLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
 def load_registry(path: Path = REGISTRY_FILE) -> dict[str, Dataset]:
     try:
-        document = yaml.safe_load(path.read_text())
+        document = yaml.load(path.read_text(), Loader=_RegistryLoader)
     except FileNotFoundError:
         raise InputError("dataset registry not found", file=path) from None
     except yaml.YAMLError as error:
@@ -124,7 +197,7 @@ def load_registry(path: Path = REGISTRY_FILE) -> dict[str, Dataset]:
     registry = {}
     for name, entry in entries.items():
         try:
-            registry[name] = Dataset(name=name, **(entry or {}))
+            registry[name] = Dataset(name=name, **_csv_relative_to(entry or {}, path.parent))
         except ValidationError as error:
             raise InputError(_describe(error), dataset=str(name), file=path) from None
         except TypeError:
@@ -134,9 +207,19 @@ def load_registry(path: Path = REGISTRY_FILE) -> dict[str, Dataset]:
     return registry
 
 
-@cache
+def registry_file() -> Path:
+    value = os.environ.get(REGISTRY_ENV)
+    return Path(value) if value else REGISTRY_FILE
+
+
 def default_registry() -> dict[str, Dataset]:
-    return load_registry()
+    """The project's registry: datasets.yml, or the file $MME_DATASET_REGISTRY names."""
+    return _cached_registry(registry_file())
+
+
+@cache
+def _cached_registry(path: Path) -> dict[str, Dataset]:
+    return load_registry(path)
 
 
 def get_dataset(name: str, registry: dict[str, Dataset] | None = None) -> Dataset:
@@ -182,6 +265,8 @@ def _verified(dataset: Dataset, source: UrlSource, raw: bytes, origin: str) -> b
 
 
 def _from_url(dataset: Dataset, source: UrlSource, mirror: Path | None) -> Path:
+    """The cached copy, else the named data directory's file (and nothing else: the user chose
+    it), else the shipped mirror's, else a download; every copy is checked against sha256."""
     cached = cache_dir() / "datasets" / f"{source.sha256}.csv"
     if cached.is_file():
         return cached
@@ -194,6 +279,11 @@ def _from_url(dataset: Dataset, source: UrlSource, mirror: Path | None) -> Path:
                 file=local,
             )
         return write_atomically(cached, _verified(dataset, source, local.read_bytes(), str(local)))
+    shipped = MIRROR_DIR / source.local_name
+    if shipped.is_file():
+        return write_atomically(
+            cached, _verified(dataset, source, shipped.read_bytes(), str(shipped))
+        )
     try:
         with urllib.request.urlopen(source.url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
             raw = response.read()
@@ -221,23 +311,71 @@ def _from_sklearn(dataset: Dataset, source: SklearnSource) -> Path:
     return write_atomically(path, frame.to_csv(index=False).encode())
 
 
+def display_path(path: Path) -> str:
+    """A path as the user would type it: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def source_file(dataset: Dataset) -> Path:
+    """The user's own file of a local csv source: what a message about its content names."""
+    source = dataset.source
+    if not isinstance(source, CsvSource) or source.remote:
+        raise InputError("has no local csv source", dataset=dataset.name)
+    path = Path(source.csv.removeprefix("file://"))
+    if not path.is_absolute():
+        path = REGISTRY_FILE.parent / path
+    if not path.is_file():
+        raise InputError("file not found", dataset=dataset.name, file=display_path(path))
+    return path
+
+
+def read_table(path: Path, dataset: str, sep: str = ",", *, as_text: bool = False) -> pd.DataFrame:
+    """Read a CSV with a header row as the preprocess step does (container.schema.read_csv), with
+    any separator; as_text keeps every value's text ('007' stays '007')."""
+    shown = display_path(path)
+    try:
+        return pd.read_csv(path, sep=sep, dtype=str if as_text else None, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise InputError("the file is empty", dataset=dataset, file=shown) from None
+    except UnicodeDecodeError:
+        raise InputError("the file is not UTF-8 text", dataset=dataset, file=shown) from None
+    except (pd.errors.ParserError, ValueError) as error:
+        raise InputError(
+            f"not a parseable CSV: {error}".strip(), dataset=dataset, file=shown
+        ) from None
+
+
+def _prepared(dataset: Dataset, source: CsvSource, path: Path) -> Path:
+    """The comma-separated copy the pipeline reads, without unlabelled rows if so configured;
+    cached under the digest of the file and the options, so an edit makes a new copy."""
+    options = f"{sha256_file(path)}|{source.sep}|{dataset.unlabelled}|{dataset.target}"
+    digest = hashlib.sha256(options.encode()).hexdigest()
+    prepared = cache_dir() / "datasets" / f"prepared-{digest}.csv"
+    if prepared.is_file():
+        return prepared
+    frame = read_table(path, dataset.name, source.sep, as_text=True)
+    if dataset.unlabelled == "drop" and dataset.target in frame.columns:
+        frame = frame[frame[dataset.target].notna()]
+    return write_atomically(prepared, frame.to_csv(index=False).encode())
+
+
 def materialize(dataset: Dataset, data_directory: Path | None = None) -> Path:
-    """A local CSV file holding the dataset as its source defines it."""
+    """A local comma-separated CSV file holding the dataset as its registry entry defines it."""
     source = dataset.source
     if isinstance(source, SklearnSource):
         return _from_sklearn(dataset, source)
     if isinstance(source, UrlSource):
         return _from_url(dataset, source, data_directory or data_dir())
-    location = source.csv
-    if location.startswith("s3://"):
+    if source.remote:
         raise InputError(
             "an s3:// source is read by the pipeline on AWS, not materialised locally",
             dataset=dataset.name,
-            file=location,
+            file=source.csv,
         )
-    path = Path(location.removeprefix("file://"))
-    if not path.is_absolute():
-        path = REGISTRY_FILE.parent / path
-    if not path.is_file():
-        raise InputError("file not found", dataset=dataset.name, file=path)
-    return path
+    path = source_file(dataset)
+    if source.sep == "," and dataset.unlabelled == "refuse":
+        return path
+    return _prepared(dataset, source, path)

@@ -5,20 +5,23 @@
 
 Each seed zip holds what its repository needs to run on its own, and nothing else:
 
-    modelbuild   modelbuild/ and container/ (the pipeline, the run command, the image's code),
-                 buildspecs/modelbuild.yml and buildspecs/image.yml, pyproject.toml, README.md,
-                 and the tests that need nothing outside those
+    modelbuild   modelbuild/ and container/ (the pipeline, the run command, the image's code,
+                 the dataset registry and its offline mirror modelbuild/data/ with its
+                 attribution), buildspecs/modelbuild.yml and buildspecs/image.yml,
+                 pyproject.toml, README.md, and the tests that need nothing outside those
     modeldeploy  modeldeploy/ (deploy logic, endpoint stack, invoker, stage configs),
                  buildspecs/modeldeploy.yml and operations.yml, the few build-side modules
-                 it imports (modelbuild/naming.py, container/checksum.py, errors.py, layout.py),
+                 it imports (modelbuild/naming.py, container/archive.py, checksum.py, errors.py,
+                 layout.py),
                  pyproject.toml, README.md, and the tests that need nothing outside those
 
-No caches, virtual environments, local state or data: only files tracked by name below, with
-__pycache__ and *.pyc excluded. Zips are reproducible (sorted entries, fixed timestamps), and
+No caches, virtual environments or local state: only the files named below, with __pycache__
+and *.pyc excluded. The mirror goes in so the project's first build stages the seed datasets
+without reaching the dataset's host (its sha256 is checked either way). Zips are reproducible (sorted entries, fixed timestamps), and
 their keys carry their digest, so republishing never changes what an existing project seeded from.
 
 The uploaded project.yml is this repository's template with the seed parameters' defaults set
-to the uploaded zips; it is both the Service Catalog product's template and, tagged
+to the uploaded zips and the Datasets default to the registry's datasets; it is both the Service Catalog product's template and, tagged
 sagemaker:studio-visibility=true, the S3-hosted project template.
 """
 
@@ -247,13 +250,14 @@ def build_zip(files: Iterable[str]) -> bytes:
 
 def template_datasets_default() -> list[str]:
     """The registry's datasets: the template's Datasets default must list exactly these."""
-    from modelbuild.datasets import default_registry
+    from modelbuild.datasets import default_registry, registry_file
 
     names = list(default_registry())
     if len(names) > naming.MAX_TEMPLATE_DATASETS:
         raise InputError(
-            f"modelbuild/datasets.yml registers {len(names)} datasets; the project template "
-            f"has {naming.MAX_TEMPLATE_DATASETS} model package group slots"
+            f"the dataset registry registers {len(names)} datasets; the project template "
+            f"has {naming.MAX_TEMPLATE_DATASETS} model package group slots",
+            file=registry_file(),
         )
     return names
 
@@ -270,8 +274,10 @@ def _set_default(text: str, parameter: str, value: str) -> str:
 
 
 def published_project_template(bucket: str, keys: dict[str, str]) -> str:
-    """project.yml with the seed defaults pointing at the uploaded zips."""
+    """project.yml with the seed defaults pointing at the uploaded zips, and one model package
+    group per registered dataset by default (so adding a dataset changes no template)."""
     text = PROJECT_TEMPLATE.read_text()
+    text = _set_default(text, "Datasets", ",".join(template_datasets_default()))
     text = _set_default(text, "SeedCodeBucket", bucket)
     text = _set_default(text, "ModelBuildSeedKey", keys[naming.MODELBUILD_REPO])
     text = _set_default(text, "ModelDeploySeedKey", keys[naming.MODELDEPLOY_REPO])

@@ -53,10 +53,23 @@ def require_checkov() -> str:
 
 
 def checkov(workdir: Path, *targets: Path) -> subprocess.CompletedProcess[str]:
-    """One checkov run over the templates (a file or a directory each); ~10-20 s per run."""
+    """One checkov run over the templates (a file or a directory each); ~10-20 s per run.
+
+    Each target is scanned as a copy at a fixed relative path under `workdir`: checkov's
+    CloudFormation parser puts the path it was given into every mapping as `__file__`, and
+    CKV_AWS_45 runs its AWS secret key pattern (exactly 40 of [A-Za-z0-9/+=] in a row) over a
+    Lambda function's Environment.Variables, `__file__` included; so an absolute path decides
+    the result (bridgecrewio/checkov#7310), e.g. a clone whose path holds such a run.
+    """
     command = [require_checkov(), "--framework", "cloudformation", "--compact", "--quiet"]
-    for target in targets:
-        command += ["-d" if target.is_dir() else "-f", str(target)]
+    for index, target in enumerate(targets):
+        copy = Path("scan", str(index), target.name)
+        (workdir / copy).parent.mkdir(parents=True)
+        if target.is_dir():
+            shutil.copytree(target, workdir / copy, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copyfile(target, workdir / copy)
+        command += ["-d" if target.is_dir() else "-f", copy.as_posix()]
     return subprocess.run(
         command,
         capture_output=True,

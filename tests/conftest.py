@@ -1,4 +1,4 @@
-"""Shared fixtures: isolated caches, the offline data directory, and small prepared datasets."""
+"""Shared fixtures: isolated caches and settings, and small prepared datasets."""
 
 from __future__ import annotations
 
@@ -10,17 +10,15 @@ import pandas as pd
 import pytest
 from sklearn.datasets import make_classification
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """No test writes to the user's cache, and URL datasets come from the offline mirror."""
+    """No test writes to the user's cache, and URL datasets come from the shipped mirror
+    (modelbuild/data/), never from a directory outside the repository."""
     os.environ["MME_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
-    os.environ.setdefault("MME_DATA_DIR", str(SHARED_DATA))
     os.environ["MME_TRIAL_THREADS"] = "1"
-    # Settings a CodeBuild project would give the CLIs: a developer's shell must not steer tests.
+    # Settings a CodeBuild project would give the CLIs, and the data directory override: a
+    # developer's shell must not steer tests.
     for name in (
         "MME_CANARY",
         "MME_ON_AWS",
@@ -29,6 +27,7 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> None:
         "MME_OPERATION",
         "MME_DRIFT_ALARM",
         "MME_DRIFT_ALARM_TIME",
+        "MME_DATA_DIR",
     ):
         os.environ.pop(name, None)
 

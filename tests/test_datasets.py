@@ -13,7 +13,10 @@ import pandas as pd
 import pytest
 
 from container.errors import InputError
+from modelbuild import datasets
 from modelbuild.datasets import (
+    MIRROR_DIR,
+    REGISTRY_ENV,
     Dataset,
     UrlSource,
     default_registry,
@@ -22,9 +25,10 @@ from modelbuild.datasets import (
     materialize,
     normalize_csv,
 )
-from tests.conftest import SHARED_DATA
 
 BANKNOTE_SHA = "a4e6eb57f00dc0c5696badf6553001e8871644b5b98ab1b2869054af1d255125"
+# The attribution CC BY 4.0 requires for the shipped banknote file (Lohweg 2012, UCI).
+BANKNOTE_DOI = "https://doi.org/10.24432/C55P57"
 
 
 def test_seed_datasets_are_registered_and_load() -> None:
@@ -71,13 +75,50 @@ def test_dataset_names_must_fit_sagemaker_resource_names(tmp_path: Path) -> None
 
 
 def test_the_uci_original_normalises_to_the_registered_checksum() -> None:
-    """The headerless CRLF file UCI serves and the shared copy hash the same after normalising."""
-    shared = (SHARED_DATA / "banknote_authentication.csv").read_bytes()
-    body = shared.split(b"\n", 1)[1]
+    """The headerless CRLF file UCI serves and the shipped copy hash the same after normalising."""
+    shipped = (MIRROR_DIR / "banknote_authentication.csv").read_bytes()
+    body = shipped.split(b"\n", 1)[1]
     uci_like = body.replace(b"\n", b"\r\n") + b"\r\n"
     columns = ["variance", "skewness", "curtosis", "entropy", "class"]
     assert hashlib.sha256(normalize_csv(uci_like, columns)).hexdigest() == BANKNOTE_SHA
-    assert hashlib.sha256(normalize_csv(shared, columns)).hexdigest() == BANKNOTE_SHA
+    assert hashlib.sha256(normalize_csv(shipped, columns)).hexdigest() == BANKNOTE_SHA
+
+
+def test_every_shipped_file_is_a_registered_url_source_verified_and_attributed() -> None:
+    sources = {
+        d.source.local_name: d.source
+        for d in default_registry().values()
+        if isinstance(d.source, UrlSource)
+    }
+    notice = (MIRROR_DIR / "NOTICE.md").read_text()
+    shipped = sorted(p.name for p in MIRROR_DIR.iterdir() if p.name != "NOTICE.md")
+    assert shipped == ["banknote_authentication.csv"]
+    for name in shipped:
+        source = sources[name]
+        data = (MIRROR_DIR / name).read_bytes()
+        # Shipped already normalised, so the file's own digest is the registry's.
+        assert hashlib.sha256(data).hexdigest() == source.sha256
+        assert normalize_csv(data, source.columns) == data
+        assert f"## {name}" in notice and source.sha256 in notice
+    assert "CC BY 4.0" in notice and BANKNOTE_DOI in notice and "Lohweg" in notice
+
+
+def _no_download(*args: object, **kwargs: object) -> None:
+    raise AssertionError("a dataset was downloaded")
+
+
+def test_the_seed_url_dataset_needs_no_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With an empty cache and no data directory, banknote comes from the shipped mirror."""
+    monkeypatch.setenv("MME_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("MME_DATA_DIR", raising=False)
+    monkeypatch.setattr("urllib.request.urlopen", _no_download)
+    path = materialize(get_dataset("banknote"))
+    assert path.read_bytes() == (MIRROR_DIR / "banknote_authentication.csv").read_bytes()
+    frame = pd.read_csv(path)
+    assert len(frame) == 1372
+    assert frame["class"].value_counts().to_dict() == {0: 762, 1: 610}
 
 
 @pytest.fixture
@@ -139,6 +180,73 @@ def test_checksum_mismatch_is_refused_and_nothing_is_cached(
     ):
         materialize(dataset)
     assert not list((tmp_path / "cache").rglob("*.csv"))
+
+
+def test_the_mirror_is_read_before_the_network(
+    file_server: tuple[str, Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, root, served = file_server
+    monkeypatch.setenv("MME_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("MME_DATA_DIR", raising=False)
+    raw = b"a,b,label\n1,2,x\n3,4,y\n"
+    (root / "remote.txt").write_bytes(raw)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "remote.txt").write_bytes(raw)
+    monkeypatch.setattr(datasets, "MIRROR_DIR", mirror)
+    dataset = _url_dataset(f"{base}/remote.txt", hashlib.sha256(raw).hexdigest())
+    assert materialize(dataset).read_bytes() == raw
+    assert served == []
+
+
+def test_a_corrupt_mirror_file_is_refused_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MME_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("MME_DATA_DIR", raising=False)
+    monkeypatch.setattr("urllib.request.urlopen", _no_download)
+    (tmp_path / "remote.txt").write_bytes(b"a,b,label\n1,2,x\n")
+    monkeypatch.setattr(datasets, "MIRROR_DIR", tmp_path)
+    dataset = _url_dataset("https://example.invalid/remote.txt", "0" * 64)
+    with pytest.raises(InputError, match=r"file '.*remote.txt'.*checksum mismatch"):
+        materialize(dataset)
+
+
+def test_a_data_directory_replaces_the_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MME_DATA_DIR holding a dataset's file (any rendering that normalises to its sha256)."""
+    monkeypatch.setenv("MME_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr("urllib.request.urlopen", _no_download)
+    rendering = b"1,2,x\r\n\r\n3,4,y\r\n"
+    sha = hashlib.sha256(normalize_csv(rendering, ["a", "b", "label"])).hexdigest()
+    (tmp_path / "remote.txt").write_bytes(rendering)
+    monkeypatch.setenv("MME_DATA_DIR", str(tmp_path))
+    dataset = _url_dataset("https://example.invalid/remote.txt", sha)
+    assert materialize(dataset).read_text() == "a,b,label\n1,2,x\n3,4,y\n"
+
+
+def test_a_registry_elsewhere_is_the_default_and_names_files_beside_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "my-project"
+    (folder / "data").mkdir(parents=True)
+    pd.DataFrame({"x": [1, 2, 3, 4], "y": ["a", "b", "a", "b"]}).to_csv(
+        folder / "data" / "mine.csv", index=False
+    )
+    registry = folder / "datasets.yml"
+    registry.write_text(
+        "datasets:\n"
+        "  mine:\n    source: {csv: data/mine.csv}\n    target: y\n"
+        "  gone:\n    source: {csv: data/gone.csv}\n    target: y\n"
+    )
+    monkeypatch.setenv(REGISTRY_ENV, str(registry))
+    assert list(default_registry()) == ["mine", "gone"]
+    assert materialize(get_dataset("mine")) == folder / "data" / "mine.csv"
+    with pytest.raises(InputError, match=r"dataset 'gone', file '.*my-project/data/gone.csv'"):
+        materialize(get_dataset("gone"))
+    monkeypatch.delenv(REGISTRY_ENV)
+    assert "mine" not in default_registry()
 
 
 def test_offline_mirror_missing_file_names_the_path(

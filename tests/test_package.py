@@ -20,7 +20,9 @@ import yaml
 from click.testing import CliRunner
 from moto import mock_aws
 
+from container.errors import InputError
 from modelbuild import naming
+from modelbuild.datasets import REGISTRY_ENV, default_registry
 from modeldeploy.build import load_template
 from template import PORTFOLIO_TEMPLATE, PROJECT_TEMPLATE
 from template import package as packaging
@@ -46,6 +48,9 @@ def test_modelbuild_zip_holds_its_code_buildspecs_and_tests(built: packaging.Pac
         "buildspecs/modelbuild.yml",
         "buildspecs/image.yml",
         "modelbuild/datasets.yml",
+        # The offline mirror with its attribution: the first build needs no dataset host.
+        "modelbuild/data/banknote_authentication.csv",
+        "modelbuild/data/NOTICE.md",
         "modelbuild/run.py",
         "modelbuild/pipeline.py",
         "container/Dockerfile",
@@ -209,14 +214,17 @@ def test_the_image_buildspec_can_build_the_dockerfile_from_the_seed(
     assert "docker push" in str(spec["phases"]["build"])
 
 
-def test_the_published_template_only_sets_the_seed_defaults(built: packaging.Package) -> None:
+def test_the_published_template_only_sets_the_seed_and_datasets_defaults(
+    built: packaging.Package,
+) -> None:
     original = load_template(PROJECT_TEMPLATE)
     published = yaml.load(built.project_template, Loader=type(_loader()))
     parameters = published["Parameters"]
     assert parameters["SeedCodeBucket"]["Default"] == BUCKET
     assert parameters["ModelBuildSeedKey"]["Default"] == built.keys["modelbuild"]
     assert parameters["ModelDeploySeedKey"]["Default"] == built.keys["modeldeploy"]
-    for name in ("SeedCodeBucket", "ModelBuildSeedKey", "ModelDeploySeedKey"):
+    assert parameters["Datasets"]["Default"] == ",".join(default_registry())
+    for name in ("SeedCodeBucket", "ModelBuildSeedKey", "ModelDeploySeedKey", "Datasets"):
         original["Parameters"][name]["Default"] = parameters[name]["Default"]
     assert published == original
 
@@ -340,7 +348,16 @@ def test_output_dir_writes_exactly_what_would_be_uploaded(tmp_path: Path) -> Non
     assert (tmp_path / built.project_key).read_text() == built.project_template
 
 
-def test_the_datasets_default_matches_what_packaging_checks() -> None:
-    default = load_template(PROJECT_TEMPLATE)["Parameters"]["Datasets"]["Default"]
-    assert default.split(",") == packaging.template_datasets_default()
-    assert len(default.split(",")) <= naming.MAX_TEMPLATE_DATASETS
+def test_packaging_refuses_more_datasets_than_the_template_has_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entries = "".join(
+        f"  d{i}:\n    source: {{sklearn: load_wine}}\n    target: t\n"
+        for i in range(naming.MAX_TEMPLATE_DATASETS + 1)
+    )
+    (tmp_path / "datasets.yml").write_text(f"datasets:\n{entries}")
+    monkeypatch.setenv(REGISTRY_ENV, str(tmp_path / "datasets.yml"))
+    with pytest.raises(
+        InputError, match=r"datasets.yml.*registers 9 datasets; the project template has 8"
+    ):
+        packaging.build_package(BUCKET, REGION)

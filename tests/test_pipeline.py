@@ -82,8 +82,8 @@ def test_parameters_default_to_the_registry_values(definitions: dict[str, Built]
         assert defaults[Params.METRIC] == dataset.metric
         assert defaults[Params.THRESHOLD] == dataset.threshold
         assert defaults[Params.CV_FOLDS] == dataset.cv_folds
-        assert defaults[Params.MAX_JOBS] == 60
-        assert defaults[Params.MAX_PARALLEL_JOBS] == 6
+        assert defaults[Params.MAX_JOBS] == dataset.budget.max_jobs
+        assert defaults[Params.MAX_PARALLEL_JOBS] == dataset.budget.max_parallel_jobs
         assert defaults[Params.APPROVAL_STATUS] == "PendingManualApproval"
         assert declared[Params.APPROVAL_STATUS]["EnumValues"] == [
             "PendingManualApproval",

@@ -39,6 +39,24 @@ def test_checkov_is_clean(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+# checkov's pattern for an AWS secret access key (checkov/common/util/secrets.py), which
+# CKV_AWS_45 also runs over the file path checkov records in the Lambda environment.
+SECRET_KEY_RUN = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])")
+
+
+def test_checkov_does_not_depend_on_where_the_repository_lives(tmp_path: Path) -> None:
+    """Two clones, one at a path whose '/<30 letters>/endpoint' is such a run: both clean."""
+    plain = tmp_path / "tmp-clone" / "modeldeploy" / "endpoint.yml"
+    unlucky = tmp_path / "_" / ("a" * 30) / "endpoint.yml"
+    for copy in (plain, unlucky):
+        copy.parent.mkdir(parents=True)
+        copy.write_bytes(TEMPLATE.read_bytes())
+    assert SECRET_KEY_RUN.search(str(unlucky)) and not SECRET_KEY_RUN.search(str(plain))
+    result = checkov(tmp_path / "scan", plain, unlucky)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Failed checks: 0" in result.stdout
+
+
 def test_the_model_is_multi_model_over_the_stage_prefix(template: dict[str, Any]) -> None:
     [model] = resources(template, "AWS::SageMaker::Model")
     container = model["PrimaryContainer"]

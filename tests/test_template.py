@@ -16,6 +16,7 @@ from modeldeploy import naming as deploy_naming
 from modeldeploy.build import TEMPLATE as ENDPOINT_TEMPLATE
 from modeldeploy.build import load_template
 from template import PORTFOLIO_TEMPLATE, PROJECT_TEMPLATE
+from template.package import published_project_template
 from tests.cfn_support import (
     Evaluator,
     as_list,
@@ -88,8 +89,14 @@ def test_project_parameters_follow_sagemaker_and_naming(project: dict[str, Any])
     assert parameters["ModelBuildTimeoutMinutes"]["MinValue"] > DEFAULT_TIMEOUT_SECONDS / 60
 
 
-def test_dataset_parameter_agrees_with_the_registry(project: dict[str, Any]) -> None:
-    default = project["Parameters"]["Datasets"]["Default"].split(",")
+def test_the_published_datasets_default_is_the_registry(
+    project: dict[str, Any], tmp_path: Path
+) -> None:
+    """Packaging writes the registry's datasets as the default: adding one changes no template."""
+    published = tmp_path / "project.yml"
+    seeds = {build_naming.MODELBUILD_REPO: "s/b.zip", build_naming.MODELDEPLOY_REPO: "s/d.zip"}
+    published.write_text(published_project_template("my-templates", seeds))
+    default = load_template(published)["Parameters"]["Datasets"]["Default"].split(",")
     assert default == list(default_registry())
     assert len(default) <= build_naming.MAX_TEMPLATE_DATASETS
     groups = resources(project, "AWS::SageMaker::ModelPackageGroup")
