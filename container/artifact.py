@@ -19,6 +19,7 @@ from typing import Any
 
 import joblib
 
+from container.archive import error_reason, unpack_archive
 from container.checksum import sha256_file
 from container.errors import InputError
 from container.files import write_atomically
@@ -87,16 +88,10 @@ def pack(directory: Path, destination: Path) -> Path:
 
 
 def unpack(archive: Path, directory: Path) -> Path:
+    """Extract a model.tar.gz with bounded sizes and clean errors (`container.archive`)."""
     if not archive.is_file():
         raise InputError("model artifact not found", file=archive)
-    directory.mkdir(parents=True, exist_ok=True)
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            tar.extractall(directory, filter="data")
-    except (tarfile.TarError, OSError, EOFError) as error:
-        raise InputError(
-            f"model artifact is not a readable tar.gz: {error}", file=archive
-        ) from None
+    unpack_archive(archive, directory, archive)
     return directory
 
 
@@ -139,7 +134,10 @@ def load_model_dir(directory: Path, check_versions: bool = True) -> LoadedModel:
     try:
         estimator = joblib.load(model_path)
     except Exception as error:  # a pickle can fail in any way; the checksum already passed
-        raise InputError(f"model file cannot be loaded: {error}", file=model_path) from None
+        raise InputError(
+            f"model file cannot be loaded: {type(error).__name__}: {error_reason(error)}",
+            file=model_path,
+        ) from None
     return LoadedModel(estimator, signature)
 
 

@@ -10,13 +10,23 @@ is a key under its stage's multi-model prefix in the local S3, as on AWS. On fir
 target the artifact is copied into a cache directory and loaded through the serving container's
 `POST /models`; when the container answers 507 the least recently used model is unloaded and
 the load retried. Errors come back the way SageMaker sends them, so botocore raises the same
-exceptions: ValidationError (400) for an unknown endpoint, a missing target-model header or a
-missing artifact, ModelError (424, with OriginalStatusCode and OriginalMessage) when the
-container refuses or fails.
+exceptions: ValidationError (400) for an unknown endpoint, a missing target-model header, a
+target model name SageMaker would refuse (over 1024 characters, not printable ASCII, '.' or '..'
+segments) or a missing artifact, ModelError (424, with OriginalStatusCode and OriginalMessage)
+when the container refuses or fails, ServiceUnavailable (503) when the container is down. No
+answer names a file on this machine.
+
+The serving container is a child process. If it dies (killed, crashed), the next request or
+health check restarts it, at most RESTART_LIMIT times in RESTART_WINDOW seconds, and its models
+are loaded again on first use; past that limit `/ping` answers 503 and so does every request,
+so the health check never says healthy about a container that is gone. A request must declare
+its Content-Length (at most the 6 MB InvokeEndpoint allows) and send its body in time
+(`local.loopback`); other methods than GET /ping and POST get a JSON 405.
 """
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import logging
@@ -30,28 +40,29 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
 import container
+from container.errors import InputError
 from container.files import replacing
 from local.home import LocalHome
-from local.loopback import LoopbackHTTPServer
+from local.loopback import JSONRequestHandler, LoopbackHTTPServer
 from local.s3 import LocalS3
 from modeldeploy import naming
 from modeldeploy.invoker import Invoker, TableMissing
 from modeldeploy.local import (
+    deploy_lock,
     endpoint_dir,
     endpoint_state_path,
     local_deployer,
     local_inference_log,
     local_storage,
 )
-from modeldeploy.smoke import SmokeResult, smoke_test
+from modeldeploy.smoke import SmokeResult, smoke_stage
 
 log = logging.getLogger("local.endpoint")
 
@@ -59,6 +70,11 @@ VARIANT = naming.VARIANT_NAME
 START_TIMEOUT_SECONDS = 90.0
 STOP_TIMEOUT_SECONDS = 30.0
 CONTAINER_TIMEOUT_SECONDS = 360.0  # SageMaker lets a model load for up to 360 s
+# More container restarts than this within the window: something breaks every start; stay down.
+RESTART_LIMIT, RESTART_WINDOW = 3, 60.0
+# InvokeEndpoint's Body limit (botocore's BodyBlob max) and TargetModel's length limit.
+MAX_BODY_BYTES = 6 * 1024 * 1024
+MAX_TARGET_MODEL_CHARS = 1024
 _CODE_ROOT = Path(container.__file__).resolve().parents[1]
 
 
@@ -76,6 +92,13 @@ class EndpointFailure(Exception):
         return json.dumps({"message": self.message, **self.members}).encode()
 
 
+class ContainerDown(EndpointFailure):
+    """The serving container is not running and cannot be restarted now."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(503, "ServiceUnavailable", message)
+
+
 def _free_port(host: str) -> int:
     with socket.socket() as probe:
         probe.bind((host, 0))
@@ -83,7 +106,8 @@ def _free_port(host: str) -> int:
 
 
 class ServingContainer:
-    """`python -m container serve` as a child process on a loopback port."""
+    """`python -m container serve` as a child process on a loopback port, restarted (bounded)
+    when it dies."""
 
     def __init__(
         self,
@@ -94,14 +118,54 @@ class ServingContainer:
         host: str = "127.0.0.1",
     ) -> None:
         self.host = host
-        self.port = _free_port(host)
+        self.port = 0
         self.log_path = log_path
         self.workers = workers
         self.memory_budget_mb = memory_budget_mb
         self.process: subprocess.Popen[bytes] | None = None
+        # Called before a restart: the new container holds no models.
+        self.on_restart: Callable[[], None] | None = None
         self._local = threading.local()
+        self._generation = 0  # bumped on every start: connections to an older one are dropped
+        self._lifecycle = threading.Lock()
+        self._restarts: list[float] = []
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def revive(self) -> None:
+        """Restart the container if its process has exited; ContainerDown if it may not (too
+        many restarts) or does not come up. Cheap while it runs."""
+        if self.running():
+            return
+        with self._lifecycle:
+            if self.running():
+                return
+            code = self.process.returncode if self.process is not None else None
+            now = time.monotonic()
+            self._restarts = [t for t in self._restarts if now - t < RESTART_WINDOW]
+            if len(self._restarts) >= RESTART_LIMIT:
+                raise ContainerDown(
+                    f"the serving container exited (code {code}) after {RESTART_LIMIT} restarts "
+                    f"in {RESTART_WINDOW:.0f} s; see the endpoint's container.log"
+                )
+            self._restarts.append(now)
+            log.error("the serving container exited with code %s; restarting it", code)
+            if self.on_restart is not None:
+                self.on_restart()
+            try:
+                self.start()
+            except RuntimeError as error:
+                log.error("%s", error)
+                raise ContainerDown(
+                    "the serving container exited and did not restart; see the endpoint's "
+                    "container.log"
+                ) from None
 
     def start(self) -> None:
+        # A new port each time: workers of a killed container may still hold the old one.
+        self.port = _free_port(self.host)
+        self._generation += 1
         command = [
             sys.executable,
             "-m",
@@ -139,8 +203,13 @@ class ServingContainer:
     def _healthy(self) -> bool:
         try:
             return self.request("GET", "/ping")[0] == 200
-        except OSError:
+        except (OSError, http.client.HTTPException):
             return False
+
+    def healthy(self) -> bool:
+        """Running (restarted if it had died) and answering its own /ping."""
+        self.revive()
+        return self._healthy()
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -162,11 +231,14 @@ class ServingContainer:
         """One request on this thread's keep-alive connection, reconnecting once if it dropped."""
         for attempt in range(2):
             connection = getattr(self._local, "connection", None)
+            if connection is not None and self._local.generation != self._generation:
+                connection.close()  # to a container that has since been replaced
+                connection = None
             if connection is None:
                 connection = http.client.HTTPConnection(
                     self.host, self.port, timeout=CONTAINER_TIMEOUT_SECONDS
                 )
-                self._local.connection = connection
+                self._local.connection, self._local.generation = connection, self._generation
             try:
                 connection.request(method, path, body=body, headers=headers or {})
                 response = connection.getresponse()
@@ -221,10 +293,18 @@ class ModelCache:
         with self._lock:
             self._loaded.pop(name, None)
 
+    def forget_all(self) -> None:
+        with self._lock:
+            self._loaded.clear()
+
     def _fetch(self, name: str, artifact_uri: str) -> Path:
         """Copy the artifact from the local S3 into the cache, as SageMaker downloads it."""
-        source = self.s3.path(artifact_uri)
-        if not source.is_file():
+        try:
+            source = self.s3.path(artifact_uri)
+            found = source.is_file()
+        except (InputError, ValueError, OSError):  # a key S3 could not hold, or too long a name
+            found = False
+        if not found:
             bucket, key = naming.split_s3_uri(artifact_uri)
             raise EndpointFailure(
                 400,
@@ -232,7 +312,9 @@ class ModelCache:
                 f"Failed to download model data(bucket: {bucket}, key: {key}). Please ensure "
                 "that there is an object located at the URL.",
             )
-        target = self.cache_dir / quote(name, safe="") / "model.tar.gz"
+        # A digest, not the name: any target name gives a short, safe directory name.
+        digest = hashlib.sha256(name.encode()).hexdigest()
+        target = self.cache_dir / digest / "model.tar.gz"
         with replacing(target) as tmp:
             shutil.copyfile(source, tmp)
         return target
@@ -253,12 +335,14 @@ class ModelCache:
                     log.info("evicting %s to make room for %s", victim, name)
                     self._unload(victim)
                     continue
+            # The container may echo the artifact's path in the cache; the caller knows the name.
+            message = data.decode(errors="replace").replace(str(artifact), name)
             raise EndpointFailure(
                 424,
                 "ModelError",
                 f"Received client error ({status}) from the model while loading {name}",
                 OriginalStatusCode=status,
-                OriginalMessage=data.decode(errors="replace"),
+                OriginalMessage=message,
             )
 
     def _least_recent(self, except_name: str) -> str | None:
@@ -270,38 +354,82 @@ class ModelCache:
         self.serving.request("DELETE", f"/models/{quote(name, safe='')}")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body leave in separate writes: with Nagle on, a keep-alive client's delayed
-    # ACK holds every response for ~40 ms.
-    disable_nagle_algorithm = True
-    server: _EndpointHTTPServer
+def check_target_model(target: str | None, endpoint: str) -> str:
+    """The TargetModel header as SageMaker validates it (botocore's InvokeEndpoint shape: 1 to
+    1024 printable characters, the first not a space), relative to the model prefix: no '.',
+    '..' or empty segments, which S3 keys under the prefix never need. ValidationError if not."""
+    if not target:
+        raise EndpointFailure(
+            400,
+            "ValidationError",
+            f"Endpoint {endpoint} is a multi-model endpoint: the TargetModel header is required.",
+        )
+    problem = None
+    if len(target) > MAX_TARGET_MODEL_CHARS:
+        problem = f"has {len(target)} characters, more than {MAX_TARGET_MODEL_CHARS}"
+    elif target[0].isspace() or not all(" " <= c <= "~" for c in target):
+        problem = "must be printable ASCII and may not start with a space"
+    elif any(part in ("", ".", "..") for part in target.split("/")):
+        problem = "may not have empty, '.' or '..' path segments"
+    if problem is not None:
+        raise EndpointFailure(
+            400,
+            "ValidationError",
+            f"1 validation error detected: Value at 'targetModel' failed to satisfy constraint: "
+            f"TargetModel {problem}",
+        )
+    return target
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
+
+class _Handler(JSONRequestHandler):
+    server: _EndpointHTTPServer
+    allowed_methods = ("GET", "POST")
+
+    def error_body(self, status: int, code: str, message: str) -> tuple[bytes, dict[str, str]]:
+        return EndpointFailure(status, code, message).body(), {"x-amzn-ErrorType": code}
 
     def do_GET(self) -> None:
-        if self.path == "/ping":
+        if self.path != "/ping":
+            self._fail(EndpointFailure(404, "UnknownOperationException", "no such operation"))
+            return
+        try:
+            healthy = self.server.cache.serving.healthy()
+            message = "the serving container does not answer its /ping"
+        except ContainerDown as failure:
+            healthy, message = False, failure.message
+        if healthy:
             self._send(200, b'{"status": "Healthy"}', "application/json")
         else:
-            self._fail(EndpointFailure(404, "UnknownOperationException", "no such operation"))
+            self._send(
+                503,
+                json.dumps({"status": "Unhealthy", "message": message}).encode(),
+                "application/json",
+            )
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self.read_body(MAX_BODY_BYTES)
+        if body is None:
+            return
         try:
             self._invoke(body)
         except EndpointFailure as failure:
             self._fail(failure)
         except Exception as error:  # a bug answers as SageMaker's InternalFailure, with a reason
             log.exception("invocation failed")
-            self._fail(EndpointFailure(500, "InternalFailure", f"{type(error).__name__}: {error}"))
+            # The type only: an exception's text may name files on this machine; the log has it.
+            self._fail(
+                EndpointFailure(
+                    500,
+                    "InternalFailure",
+                    f"the local endpoint failed ({type(error).__name__}); see its log",
+                )
+            )
 
     def _invoke(self, body: bytes) -> None:
         parts = self.path.split("?", 1)[0].strip("/").split("/")
         if len(parts) != 3 or parts[0] != "endpoints" or parts[2] != "invocations":
             raise EndpointFailure(
-                404, "UnknownOperationException", f"no such operation: {self.path}"
+                404, "UnknownOperationException", f"no such operation: {self.path[:200]}"
             )
         endpoint = unquote(parts[1])
         stage = self.server.stages.get(endpoint)
@@ -309,16 +437,9 @@ class _Handler(BaseHTTPRequestHandler):
             raise EndpointFailure(
                 400,
                 "ValidationError",
-                f"Endpoint {endpoint} of account {naming.LOCAL_ACCOUNT} not found.",
+                f"Endpoint {endpoint[:100]} of account {naming.LOCAL_ACCOUNT} not found.",
             )
-        target = self.headers.get("X-Amzn-SageMaker-Target-Model")
-        if not target:
-            raise EndpointFailure(
-                400,
-                "ValidationError",
-                f"Endpoint {endpoint} is a multi-model endpoint: the TargetModel header is "
-                "required.",
-            )
+        target = check_target_model(self.headers.get("X-Amzn-SageMaker-Target-Model"), endpoint)
         name = f"{endpoint}/{target}"
         artifact = naming.model_prefix_uri(self.server.bucket, stage) + target
         forward = {
@@ -329,10 +450,19 @@ class _Handler(BaseHTTPRequestHandler):
         forward["X-Amzn-SageMaker-Target-Model"] = target
         cache = self.server.cache
         for attempt in range(2):
-            cache.ensure(name, artifact)
-            status, headers, data = cache.serving.request(
-                "POST", f"/models/{quote(name, safe='')}/invoke", body, forward
-            )
+            try:
+                cache.serving.revive()
+                cache.ensure(name, artifact)
+                status, headers, data = cache.serving.request(
+                    "POST", f"/models/{quote(name, safe='')}/invoke", body, forward
+                )
+            except (OSError, http.client.HTTPException) as error:
+                if attempt == 0 and not cache.serving.running():
+                    continue  # the container died under this request: restart it, once
+                log.error("the serving container does not answer: %s", error)
+                raise EndpointFailure(
+                    503, "ServiceUnavailable", "the serving container is not answering"
+                ) from None
             if status == 404 and attempt == 0:
                 cache.forget(name)  # unloaded under us (evicted for another model): load again
                 continue
@@ -364,14 +494,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(
         self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None
     ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
-        for key, value in (extra or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body)
+        self.send_json(
+            status,
+            body,
+            {"Content-Type": content_type, "x-amzn-RequestId": str(uuid.uuid4()), **(extra or {})},
+        )
 
 
 class _EndpointHTTPServer(LoopbackHTTPServer):
@@ -407,6 +534,8 @@ class LocalEndpoint:
             memory_budget_mb=memory_budget_mb,
         )
         self.cache = ModelCache(self.serving, LocalHome(home).s3, endpoint_dir(home) / "cache")
+        # A restarted container holds no models: each is loaded again on its first use.
+        self.serving.on_restart = self.cache.forget_all
         self.host = host
         self.port = port
         self._server: _EndpointHTTPServer | None = None
@@ -528,8 +657,12 @@ def smoke_locally(
     datasets: list[str] | None = None,
     project: str = naming.DEFAULT_PROJECT_NAME,
 ) -> list[SmokeResult]:
-    table = local_deployer(home, project).read_table(stage)
-    with endpoint_url_for(home, project) as url:
-        return smoke_test(
-            table, local_storage(home), local_invoker(home, stage, url, project), datasets
-        )
+    """The stage's smoke test, its verdict applied as the pipeline's smoke command applies it
+    (`modeldeploy.smoke.smoke_stage`: what the last deploy placed and fails is rolled back)."""
+    with deploy_lock(home), endpoint_url_for(home, project) as url:
+        return smoke_stage(
+            local_deployer(home, project),
+            stage,
+            local_invoker(home, stage, url, project),
+            datasets,
+        ).results

@@ -3,18 +3,19 @@
 Each request becomes a Function URL event (payload format 2.0) for the stage named by the first
 path segment (`POST http://127.0.0.1:<port>/dev` reaches the dev invoker), and the handler's
 response dictionary becomes the HTTP response. On AWS each stage has its own function URL and
-the path is ignored; here one port serves every stage.
+the path is ignored; here one port serves every stage. Malformed HTTP (a bad Content-Length, an
+unknown method) is refused in JSON before it reaches the handler (`local.loopback`).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import threading
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from local.loopback import LoopbackHTTPServer
+from local.loopback import JSONRequestHandler, LoopbackHTTPServer
 from modeldeploy.invoker import Invoker
 
 log = logging.getLogger("local.invoker")
@@ -36,29 +37,21 @@ def _event(method: str, path: str, headers: dict[str, str], body: bytes) -> dict
     }
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body leave in separate writes: with Nagle on, a keep-alive client's delayed
-    # ACK holds every response for ~40 ms.
-    disable_nagle_algorithm = True
+class _Handler(JSONRequestHandler):
     server: InvokerHTTPServer
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
+    def error_body(self, status: int, code: str, message: str) -> tuple[bytes, dict[str, str]]:
+        return json.dumps({"error": code, "message": message}).encode(), {}
 
     def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            self.close_connection = True
-            self._send(413, b'{"error":"PayloadTooLarge","message":"the body is too large"}', {})
+        body = self.read_body(MAX_BODY_BYTES)
+        if body is None:
             return
-        body = self.rfile.read(length) if length else b""
         stage = self.path.split("?", 1)[0].strip("/").split("/", 1)[0]
         invoker = self.server.invokers.get(stage)
         if invoker is None:
             known = ", ".join(f"/{name}" for name in sorted(self.server.invokers))
-            message = f'{{"error":"NotFound","message":"no invoker at this path; use {known}"}}'
-            self._send(404, message.encode(), {})
+            self.refuse(404, "NotFound", f"no invoker at this path; use {known}")
             return
         headers = {key.lower(): value for key, value in self.headers.items()}
         response = invoker.handle(_event(self.command, self.path, headers, body))
@@ -66,18 +59,10 @@ class _Handler(BaseHTTPRequestHandler):
         data = (
             base64.b64decode(payload) if response.get("isBase64Encoded") else str(payload).encode()
         )
-        self._send(int(response["statusCode"]), data, response.get("headers") or {})
+        self.send_json(int(response["statusCode"]), data, response.get("headers") or {})
 
-    do_GET = do_POST = do_PUT = do_DELETE = _serve
-
-    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-        self.send_response(status)
-        headers = {"content-type": "application/json", **headers}
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+    # What a Function URL hands the function; the invoker answers all but POST with 405.
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _serve
 
 
 class InvokerHTTPServer(LoopbackHTTPServer):

@@ -5,11 +5,19 @@ next to its live version; the invoker sends it a `w` share of the dataset's requ
 inference log records which target answered each one. `evaluate` compares the two from the log
 records since the canary was deployed:
 
-- rollback: the canary has at least `min_rollback_requests` calls and its error rate (status 5xx
-  over all its calls) exceeds the live one by more than `max_error_rate_increase`, or its p95
-  latency exceeds the live p95 times `latency_factor`;
+- rollback: the canary has at least `min_rollback_requests` calls and its error rate exceeds
+  the live one by more than `max_error_rate_increase`, or its p95 latency exceeds the live p95
+  times `latency_factor`;
 - promote: the canary has at least `min_requests` calls and is within both bounds;
 - wait: otherwise.
+
+A canary is judged by what the live version did with the same traffic. Its errors are the calls
+it failed (5xx) and the calls it refused (4xx) that the live version then answered: the invoker
+sends a request the canary refuses on to the live version and logs the canary's refusal as a
+record of its own (`modeldeploy.invoker.CANARY_REFUSED`). A refusal of rows the live version
+refuses too is the caller's, not the canary's (and a live version's 4xx never counts: the caller
+sent bad rows). So a canary whose schema differs from the callers' rows (a different feature
+count) fails every call and is rolled back, while callers keep getting the live version's answers.
 
 `Deployer.conclude_canary` applies the decision with the usual routing table swap; `run` does
 both for a stage's canaries, on AWS and locally alike. The policy and the weight come from the
@@ -29,6 +37,7 @@ from typing import Literal
 from container.errors import InputError
 from modeldeploy.deploy import Deployer, DeployReport
 from modeldeploy.inference_log import InferenceRecord
+from modeldeploy.invoker import CANARY_REFUSED
 from modeldeploy.routing import Route
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
@@ -106,8 +115,9 @@ class Stats:
 
 
 def is_error(record: InferenceRecord) -> bool:
-    """A failure of the model or endpoint; a caller's bad request (4xx) is not the model's."""
-    return record.status >= 500
+    """A failure of the model or endpoint, or a canary's refusal of rows the live version
+    answered; a caller's bad request (4xx that the live version refused too) is not."""
+    return record.status >= 500 or record.error.startswith(f"{CANARY_REFUSED}:")
 
 
 def p95(values: Sequence[float]) -> float | None:

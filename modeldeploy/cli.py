@@ -48,10 +48,16 @@ class Target:
 
     def deployer(self) -> Deployer:
         if self.aws:
+            from modeldeploy.artifacts import pinned_versions
             from modeldeploy.aws import S3Storage, SageMakerRegistry
 
             return Deployer(
-                S3Storage(), SageMakerRegistry(), bucket=self.bucket, project=self.project
+                S3Storage(),
+                SageMakerRegistry(),
+                bucket=self.bucket,
+                project=self.project,
+                # The image installs the versions pyproject.toml pins.
+                serving_versions=pinned_versions(),
             )
         from modeldeploy.local import local_deployer
 
@@ -306,8 +312,11 @@ def smoke(
     aws: bool,
     bucket: str | None,
 ) -> None:
-    """Send each routed dataset of STAGE one valid row; fail naming any dataset that misanswers."""
-    from modeldeploy.smoke import smoke_test
+    """Send each routed dataset of STAGE one valid row; fail naming any dataset that misanswers.
+
+    A version the last deploy placed that fails is rolled back to the version live before it
+    (or removed from routing if there was none) and rejected in the registry."""
+    from modeldeploy.smoke import smoke_stage
 
     try:
         target = _target(home, project_name, aws, bucket)
@@ -315,15 +324,18 @@ def smoke(
         routing = deployer.read_table(stage)
         if not routing.routes and not datasets:
             raise InputError(f"stage {stage} routes no dataset: nothing to smoke-test")
-        with target.invoker(stage, deployer.storage) as invoker:
-            results = smoke_test(routing, deployer.storage, invoker, list(datasets) or None)
+        with target.locked(), target.invoker(stage, deployer.storage) as invoker:
+            outcome = smoke_stage(deployer, stage, invoker, list(datasets) or None)
     except InputError as error:
         raise _fail(error) from None
-    for result in results:
+    for result in outcome.results:
         click.echo(
             f"{stage}  {result.dataset:<24} {'ok' if result.ok else 'FAILED':<7} {result.message}"
         )
-    failed = [result.dataset for result in results if not result.ok]
+    for report in outcome.reports:
+        if report.table_written:
+            _print_report(report)
+    failed = [result.dataset for result in outcome.results if not result.ok]
     if failed:
         raise click.ClickException(f"stage {stage}: smoke test failed for {', '.join(failed)}")
 

@@ -7,12 +7,22 @@ in through `modeldeploy.interfaces`. For each dataset of a stage:
    the version live in the source stage, if it is still Approved (`promote`, after the manual
    gate, so prod gets exactly what dev smoke-tested).
 2. Copy its artifact to a new versioned key under the stage's multi-model prefix, after checking
-   the archive (readable, signature present, model checksum matching), and read the copy back to
-   verify its sha256. A corrupt artifact never gets a route.
+   what can be known before serving it (`modeldeploy.artifacts`: a readable archive within the
+   size limits, its model checksum, a schema for this dataset, the serving image's library
+   versions), and read the copy back to verify its sha256. An artifact the container would
+   refuse never gets a route.
 3. Switch the routing table once for the whole run: write the new revision, then replace the
-   live table in one atomic put (the swap).
+   live table in one atomic put (the swap). Every target placed is marked as awaiting its smoke
+   test.
 4. Delete keys no route references; the previous live artifact is kept for rollback as long as
    its package is still Approved.
+
+The smoke test runs after the deploy, as its own command (`modeldeploy.smoke.smoke_stage`), and
+`conclude_smoke` applies its verdict with the same swap: a target awaiting its test that fails
+it is rolled back to the route's previous version (or, with none, removed from routing; a
+failed canary is dropped) and its version rejected in the registry, so no later deploy places
+it again; a target that passes loses the mark. A failure that says the endpoint was unavailable
+(503) rolls back without rejecting: the next deploy tries the version again.
 
 Rejecting the live version makes the next run pick the latest remaining approved one (a
 rollback); a group with no approved version is removed from routing with a log line saying so.
@@ -40,17 +50,26 @@ from typing import TYPE_CHECKING, Literal
 
 from container.errors import InputError
 from modeldeploy import naming
-from modeldeploy.artifacts import verify_archive
+from modeldeploy.artifacts import ServingVersions, check_servable, verify_archive
 from modeldeploy.interfaces import ModelPackageRef, ModelRegistry, NoSuchObject, Storage
 from modeldeploy.routing import Route, RoutingTable, RoutingTableError
 
 if TYPE_CHECKING:
     from modeldeploy.canary import Decision
+    from modeldeploy.smoke import SmokeResult
 
 log = logging.getLogger("modeldeploy")
 
 Action = Literal[
-    "deployed", "canary", "promoted", "rolled back", "unchanged", "removed", "not routed", "failed"
+    "deployed",
+    "canary",
+    "promoted",
+    "rolled back",
+    "verified",
+    "unchanged",
+    "removed",
+    "not routed",
+    "failed",
 ]
 ROUTING_CONTENT_TYPE = "application/json"
 
@@ -111,12 +130,16 @@ class Deployer:
         bucket: str,
         project: str,
         clock: Callable[[], str] = _now,
+        serving_versions: ServingVersions | None = None,
     ) -> None:
         self.storage = storage
         self.registry = registry
         self.bucket = bucket
         self.project = project
         self.clock = clock
+        # The serving image's library versions; None: not known here, not checked before the
+        # swap (the container still refuses a mismatch, and the smoke test rolls it back).
+        self.serving_versions = serving_versions
 
     # -- public operations ---------------------------------------------------------------------
 
@@ -268,6 +291,115 @@ class Deployer:
             )
         return report
 
+    def conclude_smoke(self, stage: str, results: Iterable[SmokeResult]) -> DeployReport:
+        """Apply a smoke test's verdicts in one swap (module doc): roll back what failed while
+        awaiting its test, clear the mark of what passed. A verdict about a target that is no
+        longer routed (the table moved on since the test) is not applied. The rolled-back
+        versions are rejected after the swap, unless the endpoint was only unavailable."""
+        naming.check_stage(stage)
+        table = self.read_table(stage)
+        routes = dict(table.routes)
+        changes: list[Change] = []
+        rejections: list[tuple[int, str, str]] = []  # (change index, version ARN, reason)
+        for result in results:
+            current = routes.get(result.dataset)
+            if current is None or not result.checks:
+                continue
+            change, rejected = self._judge_smoke(stage, result, current)
+            rejections += [(len(changes), arn, reason) for arn, reason in rejected]
+            changes.append(change)
+            if change.route is None:
+                routes.pop(result.dataset)
+            else:
+                routes[result.dataset] = change.route
+            log_line = f"stage {stage}: dataset {result.dataset}: {change.message}"
+            (log.error if change.action in ("rolled back", "removed") else log.info)(log_line)
+        report = DeployReport(stage, table.revision, table_written=False, changes=changes)
+        self._swap(table, routes, report)
+        for change in changes:
+            report.deleted += self._collect(stage, change.dataset, routes.get(change.dataset))
+        for index, arn, reason in rejections:
+            try:
+                self.registry.reject(arn, reason)
+            except InputError as error:
+                # The route is already rolled back; without the rejection the next deploy
+                # places the version again and its smoke test rolls it back again.
+                log.error("stage %s: %s", stage, error.describe())
+                change = report.changes[index]
+                report.changes[index] = replace(
+                    change, message=f"{change.message} (rejecting it failed: {error.describe()})"
+                )
+        return report
+
+    def _judge_smoke(
+        self, stage: str, result: SmokeResult, current: Route
+    ) -> tuple[Change, list[tuple[str, str]]]:
+        """One dataset's new route after its smoke test (None: removed), and the versions to
+        reject with the reason."""
+        route: Route | None = current
+        notes: list[str] = []
+        rejected: list[tuple[str, str]] = []
+        action: Action = "unchanged"
+
+        def failed(target: Route, role: str, message: str, transient: bool) -> str:
+            if transient:
+                return (
+                    f"{role} version {target.model_package_version} failed its smoke test "
+                    f"({message}); not rejected, since the endpoint was unavailable: the next "
+                    "deploy tries it again"
+                )
+            rejected.append(
+                (
+                    target.model_package_arn,
+                    f"failed its smoke test in {stage} and was rolled back: {message}",
+                )
+            )
+            return (
+                f"{role} version {target.model_package_version} failed its smoke test "
+                f"({message}) and is rejected"
+            )
+
+        for check in result.checks:
+            target = current.canary if check.role == "canary" else current
+            if target is None or target.target_model != check.target_model:
+                continue  # the table moved on since the test
+            if check.ok:
+                if target.awaiting_smoke_test:
+                    action = "verified" if action == "unchanged" else action
+                    notes.append(
+                        f"{check.role} version {target.model_package_version} passed its smoke test"
+                    )
+                    if check.role == "canary" and route is not None and route.canary is not None:
+                        route = replace(route, canary=replace(target, awaiting_smoke_test=False))
+                    elif check.role == "live" and route is not None:
+                        route = replace(route, awaiting_smoke_test=False)
+                continue
+            if not target.awaiting_smoke_test:
+                notes.append(
+                    f"{check.role} version {target.model_package_version} failed its smoke "
+                    f"test ({check.message}), but passed one before: it stays"
+                )
+                continue
+            notes.append(failed(target, check.role, check.message, check.transient))
+            if check.role == "canary":
+                action = "rolled back"
+                route = route.without_canary() if route is not None else None
+                continue
+            previous = current.previous
+            if previous is not None and self.storage.exists(previous.model_data_url):
+                action = "rolled back"
+                kept = route.canary if route is not None else None
+                route = replace(
+                    previous, canary=kept, canary_weight=route.canary_weight if kept else 0.0
+                )
+                notes.append(f"rolled back to version {previous.model_package_version}")
+            else:
+                action, route = "removed", None
+                notes.append("removed from routing: there is no earlier version to go back to")
+        return Change(
+            result.dataset, action, "; ".join(notes) or "nothing to apply", route
+        ), rejected
+
     def _apply(
         self, stage: str, wanted: dict[str, Wanted], canary_weight: float | None = None
     ) -> DeployReport:
@@ -349,10 +481,11 @@ class Deployer:
                         f"version {package.version} is the one wanted and stays live",
                         self._prune_previous(current.without_canary()),
                     )
+                awaiting = ", awaiting its smoke test" if current.awaiting_smoke_test else ""
                 return Change(
                     dataset,
                     "unchanged",
-                    f"version {package.version} is already live ({current.target_model})",
+                    f"version {package.version} is already live ({current.target_model}{awaiting})",
                     self._prune_previous(current),
                 )
             if (
@@ -433,6 +566,9 @@ class Deployer:
                     dataset=dataset,
                 ) from None
             verified = verify_archive(local, package.model_data_url)
+            check_servable(
+                verified.signature, dataset, package.model_data_url, self.serving_versions
+            )
             target = naming.target_model(dataset, package.version, verified.sha256)
             uri = naming.s3_uri(self.bucket, naming.artifact_key(stage, target))
             existing = self.storage.sha256(uri)
@@ -464,6 +600,7 @@ class Deployer:
             source_model_data_url=package.model_data_url,
             deployed_at=self.clock(),
             previous=previous,
+            awaiting_smoke_test=True,
         )
 
     def _prune_previous(self, route: Route) -> Route:

@@ -10,9 +10,17 @@ Request (POST, JSON body):
 Errors answer {"error": <type>, "message": <what is wrong>}:
     400 malformed request or rows the model refuses; 404 unknown dataset or no live model
     (NothingDeployed: the stage has no routing table or an empty one); 405 not a POST; 413
-    payload over the limit; 502 the endpoint failed or answered nonsense; 503 the endpoint
-    throttles, is busy loading or is unavailable (with Retry-After), or the invoker may not
-    read its routing table (RoutingForbidden: its role's S3 permissions need fixing).
+    request over the payload limit (PayloadTooLarge), more rows than MAX_ROWS_PER_REQUEST
+    (TooManyRows), or an answer too large for Lambda to return (ResponseTooLarge); 502 the
+    endpoint failed or answered nonsense; 503 the endpoint throttles, is busy loading or is
+    unavailable (with Retry-After), or the invoker may not read its routing table
+    (RoutingForbidden: its role's S3 permissions need fixing).
+
+Limits, the same locally as on AWS: the request body at most MAX_PAYLOAD_BYTES (InvokeEndpoint's
+6 MB), at most MAX_ROWS_PER_REQUEST rows (CSV text: that many lines besides a header), and the
+whole response as the Lambda runtime serialises it at most MAX_RESPONSE_BYTES (a buffered
+Function URL's 6 MB response limit): a larger answer would fail on AWS with no body at all, so it
+is refused with a 413 saying how many rows would fit.
 
 Headers: every response, answered or refused, carries `x-mme-request-id`, the id its inference
 log record has: the Function URL's request id (requestContext.requestId), else a fresh one.
@@ -21,14 +29,21 @@ the smoke test sends so that its rows stay out of drift and canary judgements; a
 gets 400.
 
 A dataset whose route has a canary sends a `canary_weight` share of its requests (at random) to
-the canary target; the answer and the log record name the version that answered.
+the canary target; the answer and the log record name the version that answered. When the
+canary refuses a caller's rows (a 4xx: its schema differs, say), the same request goes to the
+live version: if that answers, the caller gets its answer, and the canary's refusal is logged as
+a record of its own (request id + "/canary", error "CanaryRefused: ...") that the canary
+judgement counts as the canary's error (`modeldeploy.canary`); if the live version refuses too,
+the rows are at fault and the caller gets the refusal. A smoke test's call is never redirected:
+it tests the version it was pinned to.
 The routing table is cached for ROUTING_TTL_SECONDS. Every invocation, answered or refused, is
 handed to the inference log (`modeldeploy.inference_log`) without waiting for it. Standard library
 and boto3 only: this file, `modeldeploy/routing.py` and `modeldeploy/inference_log.py` are the
 whole Lambda package.
 
 Environment: ENDPOINT_NAME, ROUTING_TABLE_URI (s3://bucket/<stage>/routing/live.json), STAGE,
-ROUTING_TTL_SECONDS (default 10), MAX_PAYLOAD_BYTES (default 6 MB, InvokeEndpoint's limit);
+ROUTING_TTL_SECONDS (default 10), MAX_PAYLOAD_BYTES (default 6 MB, InvokeEndpoint's limit),
+MAX_ROWS_PER_REQUEST (default 10,000), MAX_RESPONSE_BYTES (default 6 MB, Lambda's);
 INFERENCE_LOG_TABLE (the DynamoDB table; unset: no log), INFERENCE_LOG_TTL_DAYS (default 30),
 INFERENCE_LOG_DRAIN_SECONDS (default 0.05: how long a call may wait for its record to be written
 before the Lambda freezes; 0 leaves it queued for the next call).
@@ -38,10 +53,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import csv
+import io
 import json
 import logging
 import os
 import random
+import sys
 import threading
 import time
 import uuid
@@ -71,6 +89,13 @@ LOSS_METRIC_NAMESPACE = "MME/Invoker"
 LOSS_METRIC = "InferenceLogDropped"
 # InvokeEndpoint's own limit (botocore BodyBlob max); a larger body could never reach a model.
 DEFAULT_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+# A buffered Function URL returns at most 6 MB (the Invoke API's synchronous payload limit).
+DEFAULT_MAX_RESPONSE_BYTES = 6 * 1024 * 1024
+# Keeps an answer well inside the response limit for models with few classes, and a single
+# call from holding the endpoint's workers for long.
+DEFAULT_MAX_ROWS = 10_000
+# The error of the log record a canary's refusal gets when the live version answered instead.
+CANARY_REFUSED = "CanaryRefused"
 RETRY_AFTER_SECONDS = "2"
 # Function URLs hand the handler lower-case header names.
 PURPOSE_HEADER = "x-mme-purpose"
@@ -170,6 +195,8 @@ class _Call:
     route: Route | None = None
     answer: dict[str, Any] | None = None
     error: str = ""
+    # A canary's refusal of rows the live version then answered: (canary, reply, when).
+    canary_refusal: tuple[Route, Reply, float] | None = None
 
 
 class Invoker:
@@ -182,6 +209,8 @@ class Invoker:
         stage: str = "",
         ttl_seconds: float = DEFAULT_TTL_SECONDS,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        max_rows: int = DEFAULT_MAX_ROWS,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         clock: Callable[[], float] = time.monotonic,
         inference_log: InferenceLog | None = None,
         rng: Callable[[], float] = random.random,
@@ -192,6 +221,8 @@ class Invoker:
         self.stage = stage
         self.ttl_seconds = ttl_seconds
         self.max_payload_bytes = max_payload_bytes
+        self.max_rows = max_rows
+        self.max_response_bytes = max_response_bytes
         self.clock = clock
         self.inference_log = inference_log
         self.rng = rng
@@ -218,9 +249,29 @@ class Invoker:
             response = _error_response(
                 Reply(500, "InternalError", f"the invoker failed: {type(error).__name__}: {error}")
             )
+        response = _with_request_id(response, call.request_id)
+        if response["statusCode"] == 200:
+            response = self._within_response_limit(response, call)
         if self.inference_log is not None:
             self._log_call(self.inference_log, call, response, started)
-        return _with_request_id(response, call.request_id)
+        return response
+
+    def _within_response_limit(self, response: dict[str, Any], call: _Call) -> dict[str, Any]:
+        """The response, or a 413 if Lambda could not return it: it serialises the whole
+        dictionary as JSON, the body string escaped inside it."""
+        size = len(json.dumps(response).encode())
+        if size <= self.max_response_bytes:
+            return response
+        rows = len((call.answer or {}).get("predictions") or []) or 1
+        fits = max(1, self.max_response_bytes * rows // size)
+        reply = Reply(
+            413,
+            "ResponseTooLarge",
+            f"the answer for {rows} rows is {size} bytes, over the {self.max_response_bytes} "
+            f"bytes a response may have; send at most about {fits} rows per request",
+        )
+        call.answer, call.error = None, f"{reply.error}: {reply.message}"
+        return _with_request_id(_error_response(reply), call.request_id)
 
     def _log_call(
         self,
@@ -229,6 +280,8 @@ class Invoker:
         response: dict[str, Any],
         started: float,
     ) -> None:
+        if call.canary_refusal is not None:
+            self._log_canary_refusal(inference_log, call, started)
         try:
             route, answer = call.route, call.answer or {}
             predictions = answer.get("predictions")
@@ -253,6 +306,29 @@ class Invoker:
         except Exception:  # the log is never worth a prediction
             log.exception("could not build the inference log record")
 
+    def _log_canary_refusal(self, inference_log: InferenceLog, call: _Call, started: float) -> None:
+        assert call.canary_refusal is not None
+        canary, reply, when = call.canary_refusal
+        try:
+            inference_log.record(
+                InferenceRecord(
+                    request_id=f"{call.request_id}/canary",
+                    time=time.time() - (time.perf_counter() - when),
+                    stage=self.stage,
+                    dataset=call.dataset,
+                    status=reply.status,
+                    latency_ms=(when - started) * 1000.0,
+                    content_type=call.content_type,
+                    inputs=call.payload.decode() if call.payload is not None else None,
+                    target_model=canary.target_model,
+                    model_package_version=canary.model_package_version,
+                    error=f"{CANARY_REFUSED}: {reply.error}: {reply.message}",
+                    purpose=call.purpose,
+                )
+            )
+        except Exception:  # the log is never worth a prediction
+            log.exception("could not build the canary's inference log record")
+
     # -- request -------------------------------------------------------------------------------
 
     def _handle(self, event: dict[str, Any], call: _Call) -> dict[str, Any]:
@@ -264,18 +340,29 @@ class Invoker:
         raw = self._raw_body(event)
         dataset, payload, content_type = self._parse(raw)
         call.dataset, call.payload, call.content_type = dataset, payload, content_type
-        route = call.route = self._target(self._route(dataset))
+        live = self._route(dataset)
+        route = call.route = self._target(live)
         try:
             answer = self._invoke(route, payload, content_type)
         except Reply as reply:
-            # A target that vanished means the table moved on since it was cached: refresh once.
-            if reply.error != "TargetModelGone":
+            if reply.error == "TargetModelGone":
+                # The target vanished: the table moved on since it was cached. Refresh once.
+                live = self._route(dataset, refresh=True)
+                fresh = self._target(live)
+                if fresh.target_model == route.target_model:
+                    raise Reply(502, "EndpointError", reply.message) from None
+                route = call.route = fresh
+                answer = self._invoke(fresh, payload, content_type)
+            elif (
+                route is not live and 400 <= reply.status < 500 and call.purpose == PURPOSE_TRAFFIC
+            ):
+                # The canary refused: the live version decides whether the rows were at fault.
+                canary, refused_at = route, time.perf_counter()
+                route = call.route = live
+                answer = self._invoke(live, payload, content_type)
+                call.canary_refusal = (canary, reply, refused_at)
+            else:
                 raise
-            fresh = self._target(self._route(dataset, refresh=True))
-            if fresh.target_model == route.target_model:
-                raise Reply(502, "EndpointError", reply.message) from None
-            route = call.route = fresh
-            answer = self._invoke(fresh, payload, content_type)
         call.answer = answer
         return _response(
             200,
@@ -320,9 +407,16 @@ class Invoker:
 
     def _parse(self, raw: bytes) -> tuple[str, bytes, str]:
         try:
-            request = json.loads(raw, parse_constant=_refuse_constant)
+            request = json.loads(
+                raw,
+                parse_constant=_refuse_constant,
+                parse_float=_finite_float,
+                parse_int=_finite_int,
+            )
         except (ValueError, UnicodeDecodeError) as error:
             raise Reply(400, "BadRequest", f"the body is not valid JSON: {error}") from None
+        except RecursionError:
+            raise Reply(400, "BadRequest", "the body is nested too deeply") from None
         if not isinstance(request, dict):
             raise Reply(400, "BadRequest", 'the body must be a JSON object {"dataset", "rows"}')
         unknown = sorted(set(request) - _REQUEST_KEYS)
@@ -336,6 +430,9 @@ class Invoker:
         if isinstance(rows, str):
             if not rows.strip():
                 raise Reply(400, "BadRequest", "'rows' holds no CSV rows")
+            # One line may be a header; a quoted field may span lines, so count records.
+            if rows.count("\n") >= self.max_rows and _csv_records(rows) > self.max_rows + 1:
+                raise self._too_many_rows(_csv_records(rows))
             return dataset, rows.encode(), "text/csv"
         if not isinstance(rows, list) or not rows:
             raise Reply(
@@ -343,8 +440,21 @@ class Invoker:
                 "BadRequest",
                 "'rows' must be a non-empty list of rows (lists or records) or CSV text",
             )
-        payload = json.dumps(rows, allow_nan=False, separators=(",", ":"))
+        if len(rows) > self.max_rows:
+            raise self._too_many_rows(len(rows))
+        try:
+            payload = json.dumps(rows, allow_nan=False, separators=(",", ":"))
+        except RecursionError:
+            raise Reply(400, "BadRequest", "'rows' is nested too deeply") from None
         return dataset, payload.encode(), "application/json"
+
+    def _too_many_rows(self, rows: int) -> Reply:
+        return Reply(
+            413,
+            "TooManyRows",
+            f"the request holds {rows} rows, more than the {self.max_rows} a request may have; "
+            "split it",
+        )
 
     # -- routing -------------------------------------------------------------------------------
 
@@ -439,6 +549,28 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON; send null for a missing value")
 
 
+def _finite_float(text: str) -> float:
+    # Python reads 1e999 as infinity, which no model takes and JSON cannot carry back out.
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"the number {text[:40]} is beyond the range of a float")
+    return value
+
+
+def _finite_int(text: str) -> int:
+    value = int(text)
+    if abs(value) > sys.float_info.max:
+        raise ValueError(f"the number {text[:40]}... is beyond the range of a float")
+    return value
+
+
+def _csv_records(text: str) -> int:
+    try:
+        return sum(1 for record in csv.reader(io.StringIO(text)) if record)
+    except csv.Error:
+        return text.count("\n") + 1  # unparseable: the container will say why; lines bound it
+
+
 def _container_message(original: str) -> str:
     """The serving container's own message out of its {"code","type","message"} body."""
     try:
@@ -528,6 +660,8 @@ def _from_environment() -> Invoker:
         stage=os.environ.get("STAGE", ""),
         ttl_seconds=float(os.environ.get("ROUTING_TTL_SECONDS", DEFAULT_TTL_SECONDS)),
         max_payload_bytes=int(os.environ.get("MAX_PAYLOAD_BYTES", DEFAULT_MAX_PAYLOAD_BYTES)),
+        max_rows=int(os.environ.get("MAX_ROWS_PER_REQUEST", DEFAULT_MAX_ROWS)),
+        max_response_bytes=int(os.environ.get("MAX_RESPONSE_BYTES", DEFAULT_MAX_RESPONSE_BYTES)),
         inference_log=_inference_log_from_environment(),
     )
 

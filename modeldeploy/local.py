@@ -32,6 +32,7 @@ from local.registry import LocalModelRegistry, StateChangeEvent
 from local.registry import RegistryError as LocalRegistryError
 from local.s3 import LocalS3
 from modeldeploy import naming
+from modeldeploy.artifacts import installed_versions
 from modeldeploy.deploy import Deployer, DeployReport
 from modeldeploy.inference_log import BackgroundLog, SQLiteSink, local_log_path
 from modeldeploy.interfaces import ModelPackageRef, NoSuchObject, RegistryError
@@ -155,6 +156,8 @@ def local_deployer(home: Path, project: str = naming.DEFAULT_PROJECT_NAME) -> De
         LocalRegistry(LocalHome(home).registry),
         bucket=naming.local_bucket(project),
         project=project,
+        # The local serving container runs in this environment, with its libraries.
+        serving_versions=installed_versions,
     )
 
 
@@ -200,7 +203,7 @@ class EventOutcome:
 
 
 class SmokeTestFailed(InputError):
-    """The deployment went live but its smoke test failed."""
+    """The deployment went live but its smoke test failed; it was rolled back."""
 
 
 def on_model_package_event(
@@ -216,7 +219,7 @@ def on_model_package_event(
     Otherwise the event's dataset is deployed to `stage` (dev; with `canary_weight`, in canary
     mode, as `Deployer.deploy`) and smoke-tested there, on the running local endpoint or, if none
     runs, on one started for the test. Raises the deploy's or the smoke test's failure, naming
-    the dataset.
+    the dataset; a version that fails its smoke test has been rolled back and rejected by then.
     """
     if event.approval_status == "PendingManualApproval":
         return None

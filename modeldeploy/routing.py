@@ -15,13 +15,18 @@ Lambda ships this module and nothing heavier. One JSON document per stage:
          "deployed_at": "...",
          "previous": {<the same fields, "previous": null>} | null,
          "canary": {<the same fields, "previous": null>},     optional
-         "canary_weight": 0.1}}}                               optional, with canary
+         "canary_weight": 0.1,                                 optional, with canary
+         "awaiting_smoke_test": true}}}                        optional, on any target
 
 `previous` names the artifact kept for rollback; it only ever names a still-approved package.
 `canary` (per-model canary, `modeldeploy.canary`) names a newly approved version served next to
 the live one for a `canary_weight` share (0 < w < 1) of the dataset's requests until it is
 promoted or rolled back. Both keys are absent when there is no canary, so a table without
 canaries reads and writes exactly as before.
+`awaiting_smoke_test` marks a target placed by a deploy whose smoke test has not passed yet: the
+smoke test (a separate command after the deploy) rolls such a target back to `previous` when it
+fails, and clears the mark when it passes; a target without the mark has passed before, and a
+later failure is reported without a rollback. Absent when false.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ class Route:
     previous: Route | None = None
     canary: Route | None = None
     canary_weight: float = 0.0
+    awaiting_smoke_test: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {name: getattr(self, name) for name in _ROUTE_FIELDS}
@@ -67,6 +73,8 @@ class Route:
         if self.canary is not None:
             data["canary"] = self.canary.to_dict()
             data["canary_weight"] = self.canary_weight
+        if self.awaiting_smoke_test:
+            data["awaiting_smoke_test"] = True
         return data
 
     def without_previous(self) -> Route:
@@ -104,6 +112,12 @@ class Route:
                 )
             values["canary"] = cls.from_dict(canary, f"{where}.canary").without_previous()
             values["canary_weight"] = float(weight)
+        awaiting = data.get("awaiting_smoke_test", False)
+        if not isinstance(awaiting, bool):
+            raise RoutingTableError(
+                f"{where}.awaiting_smoke_test must be true or false, got {awaiting!r}"
+            )
+        values["awaiting_smoke_test"] = awaiting
         return cls(**values)
 
 

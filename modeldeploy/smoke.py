@@ -10,6 +10,11 @@ when the live and the canary version both answer as their own artifacts say.
 
 Its requests are marked as smoke tests (`PURPOSE_SMOKE`): the inference log keeps them, but
 drift and canary judgements leave them out, since a training-like row says nothing about traffic.
+
+`smoke_stage` is what the pipeline's smoke command runs after a deploy: the test, then its
+verdict applied to the routing table (`Deployer.conclude_smoke`): a target placed by the deploy
+that fails is rolled back to the previous version and rejected, and one that passes is marked
+as tested.
 """
 
 from __future__ import annotations
@@ -19,16 +24,34 @@ import math
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from container.errors import InputError
 from modeldeploy.artifacts import verify_archive
+from modeldeploy.deploy import Deployer, DeployReport
 from modeldeploy.inference_log import PURPOSE_SMOKE
 from modeldeploy.interfaces import NoSuchObject, Storage
 from modeldeploy.invoker import Invoker, request_event
 from modeldeploy.routing import Route, RoutingTable
+
+# The invoker's answer when the endpoint throttles, is busy or cannot be reached: says nothing
+# about the model, so a version failing only that way is rolled back but not rejected.
+UNAVAILABLE = 503
+# A version restored by a rollback may itself await its test: one more round tests it.
+MAX_ROUNDS = 2
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    """How one version (the live one or the canary) did in the smoke test."""
+
+    role: str  # "live" or "canary"
+    target_model: str
+    ok: bool
+    message: str
+    transient: bool = False  # the endpoint was unavailable, not the model wrong
 
 
 @dataclass(frozen=True)
@@ -36,6 +59,13 @@ class SmokeResult:
     dataset: str
     ok: bool
     message: str
+    checks: tuple[TargetCheck, ...] = ()
+
+
+@dataclass(frozen=True)
+class StageSmoke:
+    results: list[SmokeResult]
+    reports: list[DeployReport]  # the verdicts applied, one per round
 
 
 def example_record(signature: dict[str, Any]) -> dict[str, Any]:
@@ -111,16 +141,19 @@ def _check(
 
 def _smoke_target(
     dataset: str, role: str, target: Route, storage: Storage, invoker: Invoker
-) -> tuple[bool, str]:
+) -> TargetCheck:
     try:
         with tempfile.TemporaryDirectory(prefix="smoke-") as scratch:
             local = Path(scratch) / "model.tar.gz"
             storage.download(target.model_data_url, local)
             signature = verify_archive(local, target.model_data_url).signature
     except (NoSuchObject, InputError) as error:
-        return False, f"{role} artifact unusable: {error}"
+        return TargetCheck(role, target.target_model, False, f"{role} artifact unusable: {error}")
     request = request_event(dataset, [example_record(signature)], purpose=PURPOSE_SMOKE)
-    return _check(target, role, signature, invoker.handle(request))
+    response = invoker.handle(request)
+    ok, message = _check(target, role, signature, response)
+    transient = not ok and response.get("statusCode") == UNAVAILABLE
+    return TargetCheck(role, target.target_model, ok, message, transient)
 
 
 def smoke_test(
@@ -141,8 +174,49 @@ def smoke_test(
         for role, target, draw in _targets(route):
             with _drawing(invoker, draw):
                 checks.append(_smoke_target(dataset, role, target, storage, invoker))
-        failed = [message for ok, message in checks if not ok]
+        failed = [check.message for check in checks if not check.ok]
         results.append(
-            SmokeResult(dataset, not failed, "; ".join(failed or [m for _, m in checks]))
+            SmokeResult(
+                dataset,
+                not failed,
+                "; ".join(failed or [check.message for check in checks]),
+                tuple(checks),
+            )
         )
     return results
+
+
+def smoke_stage(
+    deployer: Deployer, stage: str, invoker: Invoker, datasets: list[str] | None = None
+) -> StageSmoke:
+    """Smoke-test the stage and apply the verdict (module doc). A result's message says what
+    was done about a failure. The caller holds the stage's deploy lock, if it has one."""
+    results: dict[str, SmokeResult] = {}
+    reports: list[DeployReport] = []
+    names = datasets
+    for _ in range(MAX_ROUNDS):
+        table = deployer.read_table(stage)
+        round_results = smoke_test(table, deployer.storage, invoker, names)
+        report = deployer.conclude_smoke(stage, round_results)
+        reports.append(report)
+        changes = {change.dataset: change for change in report.changes}
+        for result in round_results:
+            change = changes.get(result.dataset)
+            if not result.ok and change is not None:
+                result = replace(result, message=f"{result.message}; {change.message}")
+            earlier = results.get(result.dataset)
+            if earlier is not None:
+                # Tested again only after a rollback: the dataset's test stays failed.
+                result = replace(earlier, message=f"{earlier.message}; then {result.message}")
+            results[result.dataset] = result
+        restored = deployer.read_table(stage)
+        names = sorted(
+            change.dataset
+            for change in report.changes
+            if change.action == "rolled back"
+            and (route := restored.routes.get(change.dataset)) is not None
+            and route.awaiting_smoke_test
+        )
+        if not names:
+            break
+    return StageSmoke([results[name] for name in sorted(results)], reports)

@@ -85,6 +85,7 @@ SEEDS = (
             "modelbuild/__init__.py",
             "modelbuild/naming.py",
             "container/__init__.py",
+            "container/archive.py",
             "container/checksum.py",
             "container/errors.py",
             "container/layout.py",

@@ -6,8 +6,10 @@ One endpoint (one container process) serves the whole module; the artifacts are 
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
+import random
 import re
 import threading
 from collections.abc import Iterator
@@ -18,14 +20,21 @@ import pytest
 from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
-from local.endpoint import LocalEndpoint, ModelCache, local_invoker, runtime_client
+from container.artifact import pack
+from local.endpoint import LocalEndpoint, ModelCache, local_invoker, runtime_client, smoke_locally
 from local.invoker_http import InvokerHTTPServer
 from local.registry import LocalModelRegistry
-from modeldeploy import naming
+from modeldeploy import canary, naming
+from modeldeploy.canary import Policy
 from modeldeploy.cli import endpoint as endpoint_cli
+from modeldeploy.drift_job import live_signature
 from modeldeploy.inference_log import local_log_path, read_local
+from modeldeploy.invoker import request_event
 from modeldeploy.local import endpoint_state_path, local_inference_log, on_model_package_event
+from modeldeploy.smoke import example_record
+from tests.artifact_faults import not_a_model
 from tests.deploy_support import PROJECT, artifacts, local_backend
+from tests.serving_support import breast_cancer_frame, train_artifact
 
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
 
@@ -305,7 +314,9 @@ def test_a_full_container_unloads_the_least_recently_used_model(tmp_path: Path) 
 
     assert fake.models == ["a", "c"] and cache.loaded() == ["a", "c"]
     assert "DELETE /models/b" in fake.calls
-    assert (tmp_path / "cache" / "c" / "model.tar.gz").read_bytes() == b"c"
+    # Kept under a digest of the name: any target name gives a short, safe directory.
+    cached = tmp_path / "cache" / hashlib.sha256(b"c").hexdigest() / "model.tar.gz"
+    assert cached.read_bytes() == b"c"
 
 
 def test_a_model_too_big_for_an_empty_container_is_a_model_error(tmp_path: Path) -> None:
@@ -318,3 +329,93 @@ def test_a_model_too_big_for_an_empty_container_is_a_model_error(tmp_path: Path)
     with pytest.raises(EndpointFailure) as raised:
         cache.ensure("a", "s3://bkt/dev/models/a.tar.gz")
     assert raised.value.code == "ModelError" and raised.value.members["OriginalStatusCode"] == 507
+
+
+def test_a_version_that_cannot_serve_is_rolled_back_by_the_smoke_command(
+    home: Path, running, tmp_path: Path
+) -> None:
+    """The pipeline's two commands, deploy then smoke, on the real container: a pickle that is
+    no classifier passes every check deploy can make without unpickling it, fails to load in
+    the container, and the smoke command puts the previous version back and rejects it."""
+    backend = local_backend(home)
+    before = backend.deployer.read_table("dev").routes["iris"]
+    version = backend.register("iris", not_a_model(artifacts()["iris"], tmp_path / "x.tar.gz"))
+
+    deployed = run_cli(home, "deploy", "dev", "-d", "iris")
+    assert deployed.exit_code == 0, deployed.output
+    assert backend.deployer.read_table("dev").routes["iris"].model_package_version == version
+
+    smoked = run_cli(home, "smoke", "dev", "-d", "iris")
+
+    assert smoked.exit_code == 1
+    assert "smoke test failed for iris" in smoked.output
+    assert "no predict_proba" in smoked.output
+    assert f"rolled back to version {before.model_package_version}" in smoked.output
+    assert str(home) not in smoked.output and "mme-serve-" not in smoked.output
+    assert backend.deployer.read_table("dev").routes["iris"] == before
+    group = naming.model_package_group_name(PROJECT, "iris")
+    [package] = [p for p in backend.registry.list_packages(group) if p.version == version]
+    assert package.approval_status == "Rejected"
+    again = run_cli(home, "deploy", "dev", "-d", "iris")
+    assert again.exit_code == 0
+    assert f"version {before.model_package_version} is already live" in again.output
+    assert f"version {version} is already live" not in again.output
+    invoked = run_cli(home, "invoke", "iris", json.dumps([IRIS_ROW]))
+    assert invoked.exit_code == 0, invoked.output
+
+
+def test_a_canary_whose_schema_differs_is_rolled_back_and_callers_never_see_it(
+    home: Path, running, tmp_path: Path
+) -> None:
+    """A canary trained on 10 of breast-cancer's 30 features refuses every caller's row (the
+    container's 422, the invoker's 400): each call is answered by the live version instead,
+    the refusals count as the canary's errors, and the judgement rolls it back."""
+    frame = breast_cancer_frame()
+    narrow = frame[[*frame.columns[:10], "target"]]
+    directory = train_artifact(
+        tmp_path / "narrow",
+        narrow,
+        dataset="breast-cancer",
+        target="target",
+        family="logistic-regression",
+    )
+    backend = local_backend(home)
+    live = backend.deployer.read_table("dev").routes["breast-cancer"]
+    version = backend.register("breast-cancer", pack(directory, tmp_path / "narrow.tar.gz"))
+    report = backend.deployer.deploy("dev", ["breast-cancer"], canary_weight=0.5)
+    assert [c.action for c in report.changes] == ["canary"]
+    # The smoke test passes: each version answers rows of its own schema.
+    assert all(result.ok for result in smoke_locally(home, "dev", ["breast-cancer"], PROJECT))
+    route = backend.deployer.read_table("dev").routes["breast-cancer"]
+    assert route.canary is not None and not route.canary.awaiting_smoke_test
+
+    invoker = local_invoker(home, "dev", running.url, PROJECT)
+    invoker.rng = random.Random(5).random
+    row = example_record(live_signature(backend.storage, live))
+    answers = [invoker.handle(request_event("breast-cancer", [row])) for _ in range(40)]
+
+    assert [a["statusCode"] for a in answers] == [200] * 40
+    assert {json.loads(a["body"])["model_package_version"] for a in answers} == {
+        live.model_package_version
+    }
+    assert local_inference_log(home).drain(10)
+    records = list(read_local(local_log_path(home), "dev", "breast-cancer", 0, include_errors=True))
+    refused = [r for r in records if r.target_model == route.canary.target_model]
+    assert len(refused) > 10 and all(r.status == 400 for r in refused)
+    assert all(r.error.startswith("CanaryRefused: BadRequest") for r in refused)
+
+    policy = Policy(min_requests=30, min_rollback_requests=10)
+    [outcome] = canary.run(
+        backend.deployer,
+        "dev",
+        lambda dataset, since: read_local(
+            local_log_path(home), "dev", dataset, since, include_errors=True
+        ),
+        policy,
+        ["breast-cancer"],
+    )
+    assert outcome.decision.action == "rollback", outcome.decision.reason
+    assert backend.deployer.read_table("dev").routes["breast-cancer"] == route.without_canary()
+    group = naming.model_package_group_name(PROJECT, "breast-cancer")
+    [package] = [p for p in backend.registry.list_packages(group) if p.version == version]
+    assert package.approval_status == "Rejected"

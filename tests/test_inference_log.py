@@ -191,7 +191,10 @@ def test_the_local_store_recovers_once_it_can_be_written_again(tmp_path: Path) -
 def test_inputs_too_large_for_the_store_are_left_out_saying_so(tmp_path: Path) -> None:
     path = tmp_path / "inference.sqlite"
     log = BackgroundLog(SQLiteSink(path))
-    big = [[1.0, 2.0, 3.0, 4.0]] * (MAX_LOGGED_INPUT_BYTES // 10)
+    # Over the store's limit in bytes while under the invoker's row limit: long numbers.
+    big = [[1.234567890123, 2.345678901234, 3.456789012345, 4.567890123456]] * (
+        MAX_LOGGED_INPUT_BYTES // 50
+    )
     assert make_invoker(log).handle(event({"dataset": "iris", "rows": big}))["statusCode"] == 200
     assert log.drain(10)
     (record,) = read_local(path, "dev", "iris", since=0)

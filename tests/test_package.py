@@ -91,6 +91,7 @@ def test_modeldeploy_zip_holds_only_what_modeldeploy_imports(built: packaging.Pa
         "modelbuild/__init__.py",
         "modelbuild/naming.py",
         "container/__init__.py",
+        "container/archive.py",
         "container/checksum.py",
         "container/errors.py",
         "container/layout.py",

@@ -26,11 +26,12 @@ from urllib.parse import parse_qs, unquote
 
 import orjson
 
+from container.archive import error_reason
 from container.errors import InputError
 from container.serving import encode
 from container.serving.batching import MicroBatcher
 from container.serving.config import ServerConfig
-from container.serving.control import Channel, ChannelClosed
+from container.serving.control import Channel, ChannelClosed, RemoteError
 from container.serving.errors import HttpError, bad_request, model_not_found
 from container.serving.memory import process_rss, release_freed_memory
 from container.serving.model import ServedModel, load_served_model
@@ -144,12 +145,15 @@ class WorkerApp:
         except MemoryError:
             return {"ok": False, "status": 507, "message": "out of memory while loading"}
         except InputError as error:
-            return {"ok": False, "status": 422, "message": error.describe()}
+            # The problem only: its file is a path in this server's scratch directory, which
+            # would reach the endpoint's caller; the supervisor's reply names the model.
+            return {"ok": False, "status": 422, "message": error.problem}
         except OSError as error:
-            return {"ok": False, "status": 422, "message": f"cannot read the artifact: {error}"}
+            message = f"cannot read the artifact: {error_reason(error)}"
+            return {"ok": False, "status": 422, "message": message}
         except Exception as error:  # an unpickled object can fail in any way
             log.exception("loading %s failed", name)
-            return {"ok": False, "status": 500, "message": f"loading failed: {error!r}"}
+            return {"ok": False, "status": 500, "message": f"loading failed: {error_reason(error)}"}
         return {"ok": True, "model": model, "memory": grown}
 
     async def _apply_load(self, name: str, url: str, directory: str) -> dict[str, Any]:
@@ -200,7 +204,12 @@ class WorkerApp:
                 )
         except Exception as error:  # a bug must still answer with a reason, never a bare 500
             log.exception("%s %s failed", scope["method"], scope["path"])
-            failure = HttpError(500, "InternalServerError", f"{type(error).__name__}: {error}")
+            # The type only: an exception's text may name files on this server; the log has it.
+            failure = HttpError(
+                500,
+                "InternalServerError",
+                f"the server failed handling the request ({type(error).__name__}); see its log",
+            )
             status, body, content_type = 500, orjson.dumps(failure.body()), JSON_TYPE
         await send(
             {
@@ -350,6 +359,11 @@ class WorkerApp:
         except TimeoutError:
             raise HttpError(
                 503, "ServiceUnavailable", f"the {op} did not finish in {CONTROL_TIMEOUT:.0f} s"
+            ) from None
+        except RemoteError as error:
+            kind = str(error).split(":", 1)[0]
+            raise HttpError(
+                500, "InternalServerError", f"the {op} failed in the server ({kind}); see its log"
             ) from None
         return reply["status"], orjson.dumps(reply["body"]), JSON_TYPE
 

@@ -26,9 +26,15 @@ DEFAULT_BATCH_MAX_ROWS = 4096
 DEFAULT_BUDGET_FRACTION = 0.9
 
 
+# Loopback unless told otherwise: a local run must not serve the network. The image sets
+# MME_BIND_HOST=0.0.0.0, since SageMaker reaches the container from outside it.
+DEFAULT_HOST = "127.0.0.1"
+BIND_HOST_ENV = "MME_BIND_HOST"
+
+
 @dataclass(frozen=True)
 class ServerConfig:
-    host: str = "0.0.0.0"
+    host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     workers: int = 1
     # None: a fraction of the memory limit measured at start-up (see memory.default_budget).
@@ -82,7 +88,12 @@ def parse_config(argv: list[str], env: Mapping[str, str] | None = None) -> Serve
         prog="python -m container serve",
         description="Serve models over the SageMaker multi-model (and single-model) HTTP API.",
     )
-    parser.add_argument("--host", default=env.get("MME_BIND_HOST", "0.0.0.0"))
+    parser.add_argument(
+        "--host",
+        default=env.get(BIND_HOST_ENV, DEFAULT_HOST),
+        help=f"address to listen on (default: {DEFAULT_HOST}, or ${BIND_HOST_ENV}; the image "
+        "sets 0.0.0.0)",
+    )
     parser.add_argument(
         "--port", type=int, default=_env_int(env, "SAGEMAKER_BIND_TO_PORT") or DEFAULT_PORT
     )
@@ -97,7 +108,8 @@ def parse_config(argv: list[str], env: Mapping[str, str] | None = None) -> Serve
         type=_positive,
         default=_env_int(env, "MME_MEMORY_BUDGET_MB"),
         help="memory the whole server may use; a load that would exceed it gets 507 "
-        f"(default: {DEFAULT_BUDGET_FRACTION:.0%} of the machine's or container's memory)",
+        # argparse %-formats help texts: the percent sign must be doubled.
+        f"(default: {DEFAULT_BUDGET_FRACTION:.0%}% of the machine's or container's memory)",
     )
     parser.add_argument(
         "--max-request-bytes",

@@ -2,7 +2,8 @@
 
 Each message is a 4-byte length and an orjson document. Either side can call the other and await
 the reply: a worker calls the supervisor with a load or unload it received over HTTP; the
-supervisor calls every worker to apply it.
+supervisor calls every worker to apply it. A handler that raises still answers, with an error the
+caller's `call` raises as RemoteError, so no call waits out its timeout because of a bug.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 class ChannelClosed(ConnectionError):
     """The other process has gone (exited or crashed)."""
+
+
+class RemoteError(RuntimeError):
+    """The other process failed to answer a call: its handler raised (the message says how)."""
 
 
 class Channel:
@@ -63,10 +68,13 @@ class Channel:
                 except (asyncio.IncompleteReadError, ConnectionError):
                     return
                 message = orjson.loads(payload)
-                if "reply" in message:
+                if "reply" in message or "error" in message:
                     future = self._waiting.get(message["id"])
                     if future is not None and not future.done():
-                        future.set_result(message["reply"])
+                        if "error" in message:
+                            future.set_exception(RemoteError(message["error"]))
+                        else:
+                            future.set_result(message["reply"])
                 else:
                     task = asyncio.create_task(self._answer(handler, message))
                     self._tasks.add(task)
@@ -79,9 +87,14 @@ class Channel:
             self._writer.close()
 
     async def _answer(self, handler: Handler, message: dict[str, Any]) -> None:
-        reply = await handler(message["call"])
         try:
-            await self._send({"id": message["id"], "reply": reply})
+            answer: dict[str, Any] = {"id": message["id"], "reply": await handler(message["call"])}
+        except Exception as error:
+            # Without an answer the caller would wait out its whole timeout (minutes for a load).
+            log.exception("handling %s failed", message["call"].get("op"))
+            answer = {"id": message["id"], "error": f"{type(error).__name__}: {error}"}
+        try:
+            await self._send(answer)
         except ConnectionError:
             log.warning("could not reply to %s: the other process has exited", message["call"])
 

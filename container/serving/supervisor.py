@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# Not container.artifact: it pulls in pandas (~60 MB, seconds of start-up) the supervisor never
+# needs; container.archive unpacks with the standard library alone.
+from container.archive import unpack_archive
 from container.errors import InputError
-
-# Not container.artifact: it pulls in pandas (~60 MB, seconds of start-up) the supervisor never needs.
 from container.layout import ARTIFACT_FILE, MODEL_FILE, SIGNATURE_FILE
 from container.serving import memory
 from container.serving.config import DEFAULT_BUDGET_FRACTION, ServerConfig, config_to_json
@@ -218,14 +219,17 @@ class Supervisor:
             if name in self.registry:
                 # MMS's wording, which AWS's own container tests assert.
                 return _reply(409, "ConflictException", f"Model {name} is already registered.")
-            if not Path(url).exists():
+            if not _exists(url):
                 return _reply(
                     404, "ModelNotFoundException", f"Model not found in model store: {url}"
                 )
             try:
                 directory, unpacked = self._resolve(url, name)
             except InputError as error:
-                return _reply(422, "InvalidModelException", error.describe())
+                # The problem, not the server's paths: the caller knows the model by its name.
+                return _reply(
+                    422, "InvalidModelException", f"cannot load model {name}: {error.problem}"
+                )
             workers = [w for w in self.workers if w.ready]
             estimate = memory.estimate_load_bytes(directory, MODEL_FILE, len(workers))
             refusal = self.budget.refusal(self._pids(), estimate)
@@ -276,11 +280,11 @@ class Supervisor:
             raise InputError(
                 f"expected {MODEL_FILE} and {SIGNATURE_FILE}, or a {ARTIFACT_FILE}", file=path
             )
-        from container.artifact import unpack  # rare: SageMaker itself extracts model.tar.gz
-
         target = Path(tempfile.mkdtemp(prefix="model-", dir=self.scratch))
         try:
-            unpack(archive, target)
+            # Rare on AWS, where SageMaker extracts model.tar.gz itself; the local endpoint
+            # hands over the archive.
+            unpack_archive(archive, target, ARTIFACT_FILE)
         except InputError:
             shutil.rmtree(target, ignore_errors=True)
             raise
@@ -292,6 +296,13 @@ class Supervisor:
 
     def _pids(self) -> list[int]:
         return [os.getpid(), *(w.process.pid for w in self.workers)]
+
+
+def _exists(url: str) -> bool:
+    try:
+        return Path(url).exists()
+    except (ValueError, OSError):  # a NUL byte, a name too long for the filesystem
+        return False
 
 
 def _reply(status: int, kind: str, message: str) -> dict[str, Any]:
