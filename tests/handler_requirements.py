@@ -387,7 +387,10 @@ def _context(
             raise KeyError(f"{type_name} passes a role but names no passes_role_to in {TABLE.name}")
         context["iam:PassedToService"] = service
     for key, value in stack.spec(logical_id).get("context", {}).get(action, {}).items():
-        context[key] = str(stack.evaluate(logical_id, value))
+        # A key naming a property the resource does not set is not sent (a role without a
+        # permissions boundary).
+        if (resolved := stack.evaluate(logical_id, value)) is not None:
+            context[key] = str(resolved)
     return context
 
 

@@ -360,25 +360,34 @@ def test_the_portfolio_stack_is_created_by_the_administrator() -> None:
         assert handler_permissions(body["Type"], retained=False), body["Type"]
 
 
-def test_the_deploy_role_detaches_only_the_callers_policy() -> None:
-    """Deleting the callers' policy detaches it from the callers' roles; the deploy role may
-    detach nothing else."""
-    case = cases()["endpoint[dev, alarm topic]"]
-    [policy_arn] = {
+def test_the_launch_role_detaches_only_the_project_policies() -> None:
+    """Deleting the project's managed policies (the callers' policies, the invoker boundary)
+    detaches them from whoever attached them; the launch role may detach nothing else, and the
+    endpoint stacks' role may neither write nor detach any managed policy."""
+    case_name = "project[codecommit-1-dataset-no-features]"
+    case = cases()[case_name]
+    policy_arns = {
         str(need.request.context["iam:PolicyARN"])
-        for need in requirements("endpoint[dev, alarm topic]")
+        for need in requirements(case_name)
         if need.request.action == "iam:DetachRolePolicy"
     }
+    assert len(policy_arns) == 3, policy_arns
     caller = f"arn:aws:iam::{ACCOUNT}:role/a-caller-role"
-    assert allows(
-        case.statements, Request("iam:DetachRolePolicy", caller, {"iam:PolicyARN": policy_arn})
-    )
+    for policy_arn in policy_arns:
+        request = Request("iam:DetachRolePolicy", caller, {"iam:PolicyARN": policy_arn})
+        assert allows(case.statements, request), policy_arn
     for other in (
         f"arn:aws:iam::{ACCOUNT}:policy/AdministratorAccess",
         "arn:aws:iam::aws:policy/x",
     ):
         request = Request("iam:DetachRolePolicy", caller, {"iam:PolicyARN": other})
         assert not allows(case.statements, request), other
+    deploy = cases()["endpoint[dev, alarm topic]"].statements
+    for policy_arn in policy_arns:
+        for action in ("iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:CreatePolicy"):
+            assert not allows(deploy, Request(action, policy_arn)), (action, policy_arn)
+        request = Request("iam:DetachRolePolicy", caller, {"iam:PolicyARN": policy_arn})
+        assert not allows(deploy, request), policy_arn
 
 
 def _studio_policy(launch_role_arn: str) -> tuple[Stack, list[dict[str, Any]]]:

@@ -850,3 +850,39 @@ def test_every_rule_target_is_allowed_by_the_events_role(template: dict[str, Any
         f"arn:aws:codepipeline:{REGION}:{ACCOUNT}:{resolve({'Ref': 'ModelDeployPipeline'})}",
     }
     assert denials(role_statements(template, "EventsRole", resolve), requests) == []
+
+
+def test_a_failed_smoke_test_rolls_back_and_rejects_under_the_modeldeploy_role(
+    project: Project,
+) -> None:
+    """DeployDev with a version the endpoint serves wrongly: the smoke command rolls the route
+    back and rejects the version in the registry (sagemaker:UpdateModelPackage), as the role."""
+    from modeldeploy.cli import endpoint
+
+    environment = project.codebuild_env(
+        "ModelDeployTestProject",
+        _pipeline_action(project, "ModelDeployPipeline", "DeployDev", "DeployModelsAndSmokeTest")[
+            "Configuration"
+        ]["EnvironmentVariables"],
+    )
+    first, second = artifacts()["cancer-0"], artifacts()["cancer-1"]
+    _register(project, "breast-cancer", first, "job-1")
+    _endpoint_answers(first)
+    with project.run_as("ModelDeployRole") as recorder:
+        for command in (["deploy", "dev"], ["smoke", "dev"]):
+            _invoke(endpoint, command, environment)
+    _assert_only(recorder)
+    bad = _register(project, "breast-cancer", second, "job-2")
+    # The endpoint answers version 2's requests with version 1's model: the smoke test fails.
+    _endpoint_answers(first)
+    with project.run_as("ModelDeployRole") as failing:
+        _invoke(endpoint, ["deploy", "dev"], environment)
+        result = CliRunner().invoke(endpoint, ["smoke", "dev"], env=environment)
+    assert result.exit_code != 0, result.output
+    assert "breast-cancer" in result.output
+    _assert_only(failing)
+    assert "sagemaker:UpdateModelPackage" in failing.operations()
+    described = boto3.client("sagemaker", region_name=REGION).describe_model_package(
+        ModelPackageName=bad
+    )
+    assert described["ModelApprovalStatus"] == "Rejected"

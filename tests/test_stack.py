@@ -136,7 +136,6 @@ STACK_ATTRIBUTES = {
     "InvokerLogGroup.Arn": "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/x",
     "InferenceLog.Arn": "arn:aws:dynamodb:eu-west-1:123456789012:table/churn-dev-inference-log",
     "InvokerFunction.Arn": "arn:aws:lambda:eu-west-1:123456789012:function:churn-invoker-dev",
-    "InvokerCallerPolicy": "arn:aws:iam::123456789012:policy/sagemaker-churn-deploy-dev-Caller-X",
     "Endpoint.EndpointName": "churn-dev",
     "Endpoint": "churn-dev",
     "InvokerFunction": "churn-invoker-dev",
@@ -246,29 +245,16 @@ def test_a_missing_routing_table_reads_as_no_such_key_not_access_denied(
     assert not allows(statements, Request("s3:ListBucket", bucket_arn))
 
 
-def test_callers_get_a_managed_policy_for_both_function_url_permissions(
-    template: dict[str, Any],
-) -> None:
-    """Function URLs created since October 2025 authorize lambda:InvokeFunctionUrl and
-    lambda:InvokeFunction; the stack offers both, for its invoker only, as an output."""
-    resolve = stack(template)
-    policy = template["Resources"]["InvokerCallerPolicy"]
-    assert policy["Type"] == "AWS::IAM::ManagedPolicy"
-    statements = resolve(policy["Properties"]["PolicyDocument"])["Statement"]
-    function = STACK_ATTRIBUTES["InvokerFunction.Arn"]
-    url_call = {"lambda:FunctionUrlAuthType": "AWS_IAM"}
-    assert allows(statements, Request("lambda:InvokeFunctionUrl", function, url_call))
-    assert allows(statements, Request("lambda:InvokeFunction", function))
-    other = function.replace("churn-invoker-dev", "other-function")
-    assert not allows(statements, Request("lambda:InvokeFunction", other))
-    assert not allows(
-        statements,
-        Request("lambda:InvokeFunctionUrl", function, {"lambda:FunctionUrlAuthType": "NONE"}),
-    )
+def test_callers_are_pointed_at_the_project_caller_policy(template: dict[str, Any]) -> None:
+    """The URL takes only signed calls; the policy a caller attaches is the project stack's
+    InvokerCallerPolicy<Stage> (tests/test_iam_escalation.py checks its grants), which this
+    stack's role cannot write."""
     [url] = resources(template, "AWS::Lambda::Url")
     assert url["AuthType"] == "AWS_IAM"
-    output = template["Outputs"]["InvokerCallerPolicyArn"]["Value"]
-    assert output == {"Ref": "InvokerCallerPolicy"}
+    assert "AWS::IAM::ManagedPolicy" not in {r["Type"] for r in template["Resources"].values()}
+    output = stack(template)(template["Outputs"]["InvokerCallerPolicyArn"]["Value"])
+    policy = "policy/sagemaker-mme/sagemaker-mme-p-abc123-invoker-dev-caller"
+    assert output == f"arn:aws:iam::123456789012:{policy}"
 
 
 @pytest.mark.parametrize("topic", ["", "arn:aws:sns:eu-west-1:123456789012:sagemaker-churn-n"])
