@@ -418,17 +418,29 @@ def test_the_studio_policy_covers_the_s3_template_path(existing_launch_role: boo
     stack = f"arn:aws:cloudformation:eu-west-1:{ACCOUNT}:stack/SP-{PROJECT_ID}/0a1b2c3d-4e5f"
     template = f"arn:aws:s3:::{TEMPLATE_BUCKET}/t/templates/project.yml"
     passed = {"iam:PassedToService": "cloudformation.amazonaws.com"}
+    published = {
+        "cloudformation:TemplateUrl": (
+            f"https://{TEMPLATE_BUCKET}.s3.eu-west-1.amazonaws.com/t/templates/project.yml"
+        )
+    }
     for request in (
         Request("s3:GetObjectTagging", template),
         Request("s3:GetObject", template),
         Request("iam:PassRole", launch, passed),
-        Request("cloudformation:CreateStack", stack),
+        Request("cloudformation:CreateStack", stack, published),
+        Request("cloudformation:UpdateStack", stack, published),
         Request("cloudformation:DescribeStacks", stack),
     ):
         assert allows(statements, request), request
+    elsewhere = {"cloudformation:TemplateUrl": "https://attacker.s3.amazonaws.com/admin.yml"}
     for request in (
         Request("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/sagemaker-mme/other", passed),
         Request("iam:PassRole", launch, {"iam:PassedToService": "lambda.amazonaws.com"}),
-        Request("cloudformation:CreateStack", stack.replace("SP-", "other-")),
+        Request("cloudformation:CreateStack", stack.replace("SP-", "other-"), published),
+        # The launch role may create roles: no stack of another template, or of an inline
+        # TemplateBody (no TemplateUrl at all), may be made with it.
+        Request("cloudformation:CreateStack", stack, elsewhere),
+        Request("cloudformation:CreateStack", stack),
+        Request("cloudformation:UpdateStack", stack, elsewhere),
     ):
         assert not allows(statements, request), request
