@@ -480,6 +480,8 @@ B) S3-hosted project template (no Service Catalog):
   aws s3api put-bucket-cors --region {region} --bucket {bucket} --cors-configuration '{cors}'
   aws sagemaker add-tags --region {region} --resource-arn <your SageMaker domain ARN> \\
     --tags Key=sagemaker:projectS3TemplatesLocation,Value={templates_location}
+  aws iam attach-role-policy --role-name <your Studio execution role name> \\
+    --policy-arn <the portfolio stack's StudioS3TemplatePolicyArn output>
   Then in SageMaker Studio: Projects > Create project > Organization templates > S3 templates,
   with the launch role as the role ARN (the portfolio stack's LaunchRoleArn output, or a role
   with the same permissions), or from the CLI:

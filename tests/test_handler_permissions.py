@@ -360,6 +360,16 @@ def test_the_portfolio_stack_is_created_by_the_administrator() -> None:
         assert handler_permissions(body["Type"], retained=False), body["Type"]
 
 
+def test_the_s3_template_steps_attach_the_studio_policy() -> None:
+    """The S3-hosted path fails without the Studio policy: the printed steps attach the very
+    output the portfolio stack declares."""
+    steps = next_steps(build_package(TEMPLATE_BUCKET, "eu-west-1"))
+    s3_path = steps[steps.index("B) S3-hosted") :]
+    assert "aws iam attach-role-policy" in s3_path
+    assert "StudioS3TemplatePolicyArn" in _portfolio_template()["Outputs"]
+    assert "StudioS3TemplatePolicyArn" in s3_path
+
+
 def test_the_launch_role_detaches_only_the_project_policies() -> None:
     """Deleting the project's managed policies (the callers' policies, the invoker boundary)
     detaches them from whoever attached them; the launch role may detach nothing else, and the
