@@ -1,7 +1,8 @@
 """Processing-job entry point: score the model on the holdout split and write the report.
 
 Reads model.tar.gz from the model input (SageMaker copies a training job's artifact there),
-verifies it, predicts the test split, and writes evaluation.json plus PNG plots.
+verifies it, predicts the test split, and writes evaluation.json, explainability.json (the
+permutation feature importance in Clarify's layout, for the model registry) and PNG plots.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ import pandas as pd
 from container import paths
 from container.artifact import load_artifact
 from container.errors import InputError, run_entry_point
-from container.layout import ARTIFACT_FILE, MODEL_SHA256_PATH, REPORT_FILE, TEST_FILE
+from container.importance import explainability_report, feature_importance
+from container.layout import (
+    ARTIFACT_FILE,
+    EXPLAINABILITY_FILE,
+    MODEL_SHA256_PATH,
+    REPORT_FILE,
+    TEST_FILE,
+)
 from container.metrics import METRIC_NAMES
 from container.plots import write_plots
 from container.report import build_report
@@ -43,8 +51,12 @@ def evaluate(model_archive: Path, test_dir: Path, output_dir: Path, metric: str)
     ]  # fmt: skip
     labels = pd.Series(labels, dtype=object)
     y = encode_target(labels, schema, test_path)
-    proba = model.estimator.predict_proba(to_model_input(frame, schema, test_path))
+    features = to_model_input(frame, schema, test_path)
+    proba = model.estimator.predict_proba(features)
     report = build_report(y, proba, schema, metric)
+    report["importance"] = feature_importance(
+        model.estimator, features, y, schema.feature_names, metric
+    )
     report.update(
         dataset=schema.dataset,
         algorithm=model.signature["algorithm"],
@@ -56,6 +68,9 @@ def evaluate(model_archive: Path, test_dir: Path, output_dir: Path, metric: str)
     report[MODEL_SHA256_PATH] = model.signature["model_sha256"]
     output_dir.mkdir(parents=True, exist_ok=True)
     write_plots(report, output_dir, f"{schema.dataset} ({report['algorithm']})")
+    (output_dir / EXPLAINABILITY_FILE).write_text(
+        json.dumps(explainability_report(report["importance"], schema.target), indent=2)
+    )
     # The report is written last: its presence means the evaluation is complete.
     (output_dir / REPORT_FILE).write_text(json.dumps(report, indent=2))
     return report
@@ -73,6 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     report = evaluate(model, args.test_dir, args.output_dir, args.metric)
     value = report["register_metric"]["value"]
     print(f"{report['dataset']}: holdout {args.metric} = {value:.4f} ({report['algorithm']})")
+    for warning in report["warnings"]:
+        print(f"{report['dataset']}: warning: {warning}")
 
 
 def run() -> None:

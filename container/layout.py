@@ -15,6 +15,8 @@ SIGNATURE_FILE: Final = "signature.json"
 ARTIFACT_FILE: Final = "model.tar.gz"
 
 REPORT_FILE: Final = "evaluation.json"
+# Feature importance in Clarify's analysis.json layout, for the registry's Explainability slot.
+EXPLAINABILITY_FILE: Final = "explainability.json"
 # Where the pipeline's condition step reads the registration metric in the report (JsonGet).
 REGISTER_METRIC_PATH: Final = "register_metric.value"
 # Where it reads the evaluated model's checksum (the signature's model_sha256, verified on load).

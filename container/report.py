@@ -5,6 +5,10 @@ Problem-type sections follow the Model Monitor model-quality statistics layout
 `{"value", "standard_deviation"}` pair, plus confusion matrix and curves). Standard deviations
 come from a bootstrap of the holdout set. `metrics` repeats every value under the names
 datasets.yml uses, and `register_metric` is the one the pipeline's condition step reads.
+
+Everything else lives at the top level, outside the problem-type section: the registry's parser
+(the SageMaker SDK's `ClassificationParser`) reads every key of that section as a metric with a
+`value`, so per-class curves, calibration and warnings there would break its rendering.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 from container import metrics
+from container.calibration import overconfidence, overconfidence_warning, reliability
 from container.schema import Schema
 
 BOOTSTRAP_ROUNDS = 100
@@ -113,15 +118,33 @@ def build_report(
             "auc": _entry("roc_auc", y, proba),
             "log_loss": {"value": flat["log_loss"], "standard_deviation": "NaN"},
             "confusion_matrix": confusion,
-            "one_vs_rest_curves": {
-                label: _curves((y == i).astype(int), proba[:, i]) for i, label in enumerate(labels)
-            },
         }
         key = "multiclass_classification_metrics"
 
-    return {
+    check = overconfidence(y, proba)
+    warning = overconfidence_warning(check)
+    report: dict[str, Any] = {
         key: section,
         "metrics": flat,
         "register_metric": {"name": register_metric, **_entry(register_metric, y, proba)},
         "test_rows": len(y),
+        "classes": labels,
+        "calibration": {**reliability(y, proba, labels), "overconfidence": check},
+        "warnings": [warning] if warning else [],
     }
+    if schema.problem_type == "multiclass":
+        report["one_vs_rest_curves"] = {
+            label: {
+                "auc": _one_vs_rest_auc(y == i, proba[:, i]),
+                **_curves((y == i).astype(int), proba[:, i]),
+            }
+            for i, label in enumerate(labels)
+        }
+    return report
+
+
+def _one_vs_rest_auc(is_class: np.ndarray, score: np.ndarray) -> float | str:
+    # A class absent from the holdout has no ROC curve to measure.
+    if is_class.all() or not is_class.any():
+        return "NaN"
+    return float(skm.roc_auc_score(is_class, score))

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from container.errors import InputError
 from local.home import DEFAULT_HOME, LocalHome
+from local.report_cli import report
 from modelbuild import naming
 from modelbuild.cli import pipeline
 from modeldeploy.cli import endpoint
@@ -741,6 +742,7 @@ main.add_command(pipeline)
 main.add_command(endpoint)
 main.add_command(template)
 main.add_command(aws)
+main.add_command(report)
 
 
 if __name__ == "__main__":

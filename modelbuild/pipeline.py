@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from container.errors import InputError
 from container.families import FAMILIES
-from container.layout import MODEL_SHA256_PATH, REGISTER_METRIC_PATH
+from container.layout import EXPLAINABILITY_FILE, MODEL_SHA256_PATH, REGISTER_METRIC_PATH
 from container.metrics import METRIC_NAMES, OBJECTIVE_METRIC_NAME, OBJECTIVE_METRIC_REGEX
 from container.search_space import CategoricalRange, ContinuousRange, IntegerRange, Range
 from modelbuild import naming
@@ -513,7 +513,13 @@ def build_pipeline(settings: PipelineSettings, context: ProjectContext) -> Pipel
                 model_statistics=MetricsSource(
                     s3_uri=Join(on="/", values=[evaluation_uri, naming.EVALUATION_REPORT_FILE]),
                     content_type="application/json",
-                )
+                ),
+                # Permutation importance in Clarify's analysis.json layout: Studio's
+                # Explainability tab of the model version renders this slot.
+                explainability=MetricsSource(
+                    s3_uri=Join(on="/", values=[evaluation_uri, EXPLAINABILITY_FILE]),
+                    content_type="application/json",
+                ),
             ),
         )
         step_register = ModelStep(

@@ -66,7 +66,7 @@ def test_multiclass_report_has_one_vs_rest_curves(wine_split: Path, tmp_path: Pa
     for name in ("accuracy", "macro_f1", "macro_precision", "macro_recall", "auc", "weighted_f1"):
         assert _is_metric(section[name]), name
     assert set(section["confusion_matrix"]) == {"class_0", "class_1", "class_2"}
-    assert set(section["one_vs_rest_curves"]) == {"class_0", "class_1", "class_2"}
+    assert set(report["one_vs_rest_curves"]) == {"class_0", "class_1", "class_2"}
     assert _json_path(report, REGISTER_METRIC_PATH) == pytest.approx(section["macro_f1"]["value"])
 
 
