@@ -7,12 +7,13 @@ execution's directory; S3 is `local.s3`, the model registry `local.registry`. Ev
 checked before the first step starts: a step type, expression or entry point the executor cannot
 run is an error naming the step, and nothing runs.
 
-Tuning samples each training job definition's ranges (families in turn, one seeded generator,
-so an execution is reproducible), runs at most MaxParallelTrainingJobs at once, reads every
-trial's metrics from its log with the definition's MetricDefinitions regexes, and sorts
-TrainingJobSummaries best first by the objective's type, which is what the definition's
-`TrainingJobSummaries[0]` references rely on. Every strategy is sampled at random locally
-(Bayesian optimisation is SageMaker's service; the ranges, limits and seed are the definition's).
+Tuning draws each trial from the training job definitions' ranges with the strategy's proposer
+(`local.sampling`: `Random` at random, `Bayesian` with a model-based sampler that learns from
+earlier trials; both seeded by RandomSeed, so an execution is reproducible), runs at most
+MaxParallelTrainingJobs at once, starts no trial after ResourceLimits.MaxRuntimeInSeconds,
+reads every trial's metrics from its log with the definition's MetricDefinitions regexes, and
+sorts TrainingJobSummaries best first by the objective's type, which is what the definition's
+`TrainingJobSummaries[0]` references rely on.
 
 Step caching follows SageMaker: a step with CacheConfig enabled is reused from the newest
 earlier successful run of the same pipeline whose cache key matches, within ExpireAfter. The
@@ -30,6 +31,7 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -40,10 +42,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from container.errors import InputError
-from container.search_space import CategoricalRange, ContinuousRange, IntegerRange, Range, sample
+from container.search_space import CategoricalRange, ContinuousRange, IntegerRange, Range
 from local.executions import DEFINITION_FILE, ExecutionRecord, StepRecord, now
 from local.expressions import (
     EXECUTION_VARIABLES,
@@ -71,6 +71,7 @@ from local.jobs import (
 )
 from local.jobs import python_module as check_python_module
 from local.registry import LOCAL_ACCOUNT, LOCAL_REGION
+from local.sampling import STRATEGIES, proposer
 
 STEP_TYPES = ("Processing", "Training", "Tuning", "Condition", "RegisterModel", "Fail")
 # What SageMaker compares to decide a cache hit (Developer Guide, "Default cache key attributes
@@ -95,7 +96,6 @@ TUNING_DEFINITION_CACHE_ATTRIBUTES = (
     "StaticHyperParameters",
     "TuningObjective",
 )
-RANDOM_SAMPLED_STRATEGIES = ("Bayesian", "Random")
 _IMAGE_LIBRARIES = ("scikit-learn", "xgboost-cpu", "lightgbm", "numpy", "pandas", "joblib")
 _DURATION = re.compile(
     r"^P(?:(?P<Y>\d+)Y)?(?:(?P<M>\d+)M)?(?:(?P<W>\d+)W)?(?:(?P<D>\d+)D)?"
@@ -809,11 +809,11 @@ class _Execution:
         limits = config.get("ResourceLimits") or {}
         max_jobs = int(limits.get("MaxNumberOfTrainingJobs", 1))
         max_parallel = int(limits.get("MaxParallelTrainingJobs", 1))
+        max_seconds = limits.get("MaxRuntimeInSeconds")
         strategy = text(config.get("Strategy", "Bayesian"))
-        if strategy not in RANDOM_SAMPLED_STRATEGIES:
+        if strategy not in STRATEGIES:
             raise StepFailure(
-                f"tuning strategy {strategy} is not supported locally "
-                f"({', '.join(RANDOM_SAMPLED_STRATEGIES)} are, both sampled at random)"
+                f"tuning strategy {strategy} is not supported locally ({', '.join(STRATEGIES)} are)"
             )
         definitions = arguments.get("TrainingJobDefinitions") or [
             arguments.get("TrainingJobDefinition") or {}
@@ -831,24 +831,36 @@ class _Execution:
             raise StepFailure(f"tuning objectives must share one type, got {sorted(kinds)}")
         maximize = kinds == {"Maximize"}
 
-        ranges = {d["DefinitionName"]: _ranges(d, name) for d in definitions}
-        rng = np.random.default_rng(int(config.get("RandomSeed") or 0))
+        by_name = {d["DefinitionName"]: d for d in definitions}
+        proposals = proposer(
+            strategy,
+            {d["DefinitionName"]: _ranges(d, name) for d in definitions},
+            int(config.get("RandomSeed") or 0),
+            maximize=maximize,
+            max_parallel=max_parallel,
+        )
         tuning_job = _job_name(self.record.id, name, limit=32)
-        trials = []
-        for index in range(max_jobs):
-            definition = definitions[index % len(definitions)]
-            tuned = sample(ranges[definition["DefinitionName"]], rng)
-            trial_name = _job_name(tuning_job, f"{index + 1:03d}", _short_hash(tuned))
-            trials.append(_Trial(index, definition, tuned, trial_name))
+        trials: list[_Trial] = []
+
+        def record(trial: _Trial) -> None:
+            value = trial.summary.get("FinalHyperParameterTuningJobObjectiveMetric", {})
+            proposals.record(trial.index, value.get("Value"))
 
         limit = max(1, min(max_parallel, self.executor.runner.workers))
         threads = max(1, self.executor.runner.workers // limit)
-        pending: deque[_Trial] = deque(trials)
+        deadline = None if max_seconds is None else time.monotonic() + int(max_seconds)
+        pending: deque[int] = deque(range(max_jobs))
         running: dict[Future[JobResult], tuple[_Trial, Job]] = {}
         finished = 0
         while pending or running:
-            while pending and len(running) < limit:
-                trial = pending.popleft()
+            if deadline is not None and time.monotonic() >= deadline:
+                pending.clear()  # past the time budget: let running trials finish, start none
+            while pending and len(running) < limit and proposals.ready(pending[0]):
+                index = pending.popleft()
+                definition_name, tuned = proposals.propose(index)
+                trial_name = _job_name(tuning_job, f"{index + 1:03d}", _short_hash(tuned))
+                trial = _Trial(index, by_name[definition_name], tuned, trial_name)
+                trials.append(trial)
                 hyperparameters = {**(trial.definition.get("StaticHyperParameters") or {})}
                 hyperparameters.update(trial.tuned)
                 trial.started = now()
@@ -859,6 +871,7 @@ class _Execution:
                         trial, tuning_job, objectives[trial.definition["DefinitionName"]], {},
                         failure.reason,
                     )  # fmt: skip
+                    record(trial)
                     finished += 1
                     continue
                 running[self.executor.runner.submit(job)] = (trial, job)
@@ -875,6 +888,7 @@ class _Execution:
                     trial, tuning_job, objectives[trial.definition["DefinitionName"]], metrics,
                     failure,
                 )  # fmt: skip
+                record(trial)
                 finished += 1
                 self._emit(name, "job-finished", done=finished, total=max_jobs,
                            status=trial.summary["TrainingJobStatus"])  # fmt: skip
@@ -887,6 +901,8 @@ class _Execution:
                 return (1, 0.0, trial.index)
             return (0, -value if maximize else value, trial.index)
 
+        if not trials:
+            raise StepFailure(f"MaxRuntimeInSeconds ({max_seconds}) ended before any trial started")
         ranked = sorted(trials, key=rank)
         summaries = [t.summary for t in ranked]
         logs = [self._relative(t.result.log) for t in trials if t.result is not None]
@@ -894,7 +910,7 @@ class _Execution:
         if "FinalHyperParameterTuningJobObjectiveMetric" not in best:
             reasons = sorted({s.get("FailureReason", "") for s in summaries})
             raise StepFailure(
-                f"none of the {max_jobs} training jobs reported its objective; "
+                f"none of the {len(trials)} training jobs reported its objective; "
                 f"first failure: {reasons[0] if reasons else 'unknown'}",
                 logs=logs,
             )
@@ -912,7 +928,7 @@ class _Execution:
         metadata = {
             "TuningJob": tuning_job,
             "Strategy": strategy,
-            "Sampling": "random (the local tuner samples every strategy at random)",
+            "Sampling": proposals.description,
             "ParallelJobs": limit,
         }
         return _Outcome(properties, {}, [str(ranked[0].artifact)], logs, metadata)

@@ -1,4 +1,4 @@
-"""In-process hyperparameter search over the six families, on warm worker processes.
+"""In-process hyperparameter search over the eight families, on warm worker processes.
 
 A trial is what one SageMaker training job in the tuning step does (CV, refit, save the model
 into its own output directory), run by a worker that imported the libraries and read the

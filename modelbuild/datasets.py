@@ -100,6 +100,8 @@ Source = Annotated[
 class Budget(_Strict):
     max_jobs: Annotated[int, Field(ge=1, le=500)] = 60
     max_parallel_jobs: Annotated[int, Field(ge=1, le=100)] = 6
+    # The tuning job's ResourceLimits.MaxRuntimeInSeconds (its API range); None: trials only.
+    max_runtime_seconds: Annotated[int, Field(ge=120, le=15_768_000)] | None = None
 
 
 class Dataset(_Strict):

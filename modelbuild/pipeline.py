@@ -4,7 +4,7 @@ One pipeline per dataset (`naming.pipeline_name`), every dataset setting a pipel
 whose default is that dataset's registry value, so "Start execution" in Studio repeats the last
 CI run and the local runtime can run a definition with its defaults. Steps:
 
-    Preprocess (processing) -> Tune (one tuning job over the six families)
+    Preprocess (processing) -> Tune (one tuning job over the eight families)
       -> Evaluate (processing, the best trial's model on the holdout; property file)
       -> CheckMetric (condition: holdout metric >= threshold)
            -> CheckModelChanged (condition: the model's sha256 != LatestModelSha256)
@@ -151,6 +151,9 @@ class PipelineSettings(_Strict):
     tuning_strategy: Literal[TUNING_STRATEGIES] = "Bayesian"  # type: ignore[valid-type]
     max_jobs: Annotated[int, Field(ge=1, le=500)] = 60
     max_parallel_jobs: Annotated[int, Field(ge=1, le=100)] = 6
+    # A wall-time budget for the whole search, fixed in the definition (not a parameter): the
+    # tuning job's ResourceLimits.MaxRuntimeInSeconds, within the API's range.
+    max_runtime_seconds: Annotated[int, Field(ge=120, le=15_768_000)] | None = None
     threshold: Annotated[float, Field(ge=0.0, le=1.0)]
     approval_status: Literal[APPROVAL_STATUSES] = "PendingManualApproval"  # type: ignore[valid-type]
     model_package_group: str
@@ -199,6 +202,7 @@ class PipelineSettings(_Strict):
             "metric": dataset.metric,
             "max_jobs": dataset.budget.max_jobs,
             "max_parallel_jobs": dataset.budget.max_parallel_jobs,
+            "max_runtime_seconds": dataset.budget.max_runtime_seconds,
             "threshold": dataset.threshold,
             "model_package_group": naming.model_package_group_name(project_name, dataset.name),
         }
@@ -414,11 +418,12 @@ def build_pipeline(settings: PipelineSettings, context: ProjectContext) -> Pipel
             strategy=p[Params.STRATEGY],
             max_jobs=p[Params.MAX_JOBS],
             max_parallel_jobs=p[Params.MAX_PARALLEL_JOBS],
+            max_runtime_in_seconds=settings.max_runtime_seconds,
             random_seed=p[Params.RANDOM_STATE],
         )
         step_tune = TuningStep(
             name=Steps.TUNE,
-            description="Cross-validated search over six algorithm families",
+            description=f"Cross-validated search over {len(FAMILIES)} algorithm families",
             cache_config=cache,
             step_args=tuner.fit(
                 inputs={

@@ -12,11 +12,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from container.families import FAMILIES
 from local.jobs import JobRunner
 
 WORKERS = 2
 # The smallest budget the definition allows: one trial per family, two folds.
-SMALL_BUDGET = {"MaxTuningJobs": 6, "MaxParallelTuningJobs": 2, "CvFolds": 2}
+SMALL_BUDGET = {"MaxTuningJobs": len(FAMILIES), "MaxParallelTuningJobs": 2, "CvFolds": 2}
 
 
 @pytest.fixture(scope="session")

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from container.artifact import load_model_dir, save_model
 from container.errors import InputError
-from container.families import FAMILIES, get_family
+from container.families import FAMILIES, NATIVE_CATEGORY_LIMIT, get_family
 from container.search_space import CategoricalRange, sample
-from container.training import TrainingData, load_training_data
+from container.training import TrainingData, load_training_data, run_trial
 
 CASES = [(family.name, r.name) for family in FAMILIES.values() for r in family.space]
 
@@ -94,3 +95,51 @@ def test_out_of_range_and_unknown_hyperparameters_are_named() -> None:
 
 def test_json_quoted_strings_from_framework_estimators_are_accepted() -> None:
     assert get_family('"random-forest"').parse({"criterion": '"entropy"'})["criterion"] == "entropy"
+
+
+def test_hist_gradient_boosting_splits_on_categories_natively(
+    data: TrainingData, tmp_path: Path
+) -> None:
+    """Categoricals reach the model as category codes (not one-hot columns), and a saved model
+    scores missing and never-seen levels instead of failing on them."""
+    family = FAMILIES["hist-gradient-boosting"]
+    trained = run_trial(family, {}, data, metric="roc_auc", folds=None, random_state=0)
+    fitted = trained.estimator
+    kinds = [f.kind for f in data.schema.features]
+    model = fitted.named_steps["model"]
+    # The preprocessor puts numeric columns first, then one code column per categorical.
+    assert model.is_categorical_.tolist() == sorted(k == "categorical" for k in kinds)
+    assert model.n_features_in_ == len(kinds)
+
+    save_model(tmp_path, fitted, trained.signature)
+    loaded = load_model_dir(tmp_path).estimator
+    column = kinds.index("categorical")
+    rows = data.x[:3].copy()
+    rows[0, column] = "a level never seen in training"
+    rows[1, column] = np.nan
+    proba = loaded.predict_proba(rows)
+    assert np.allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(proba[2], fitted.predict_proba(data.x[2:3])[0])
+
+
+def test_native_categorical_codes_change_what_is_fitted(data: TrainingData) -> None:
+    """Declaring the codes categorical matters: the same codes read as numbers fit another model."""
+    family = FAMILIES["hist-gradient-boosting"]
+    native = family.build(family.parse({}), data.schema, random_state=0)
+    as_numbers = family.build(family.parse({}), data.schema, random_state=0)
+    as_numbers.set_params(model__categorical_features=None)
+    assert not np.allclose(
+        native.fit(data.x, data.y).predict_proba(data.x),
+        as_numbers.fit(data.x, data.y).predict_proba(data.x),
+    )
+
+
+def test_more_category_levels_than_native_codes_still_fit(data: TrainingData) -> None:
+    """Levels beyond HistGradientBoosting's 254 category codes share one code instead of failing."""
+    family = FAMILIES["hist-gradient-boosting"]
+    column = [f.kind for f in data.schema.features].index("categorical")
+    x, y = np.tile(data.x, (2, 1)), np.tile(data.y, 2)
+    x[:, column] = [f"level-{i}" for i in range(len(x))]
+    assert len(x) > NATIVE_CATEGORY_LIMIT
+    fitted = family.build(family.parse({}), data.schema, random_state=0).fit(x, y)
+    assert fitted.predict_proba(x).shape == (len(x), len(data.schema.classes))

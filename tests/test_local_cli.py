@@ -36,7 +36,7 @@ def mme(home: Path, *args: str) -> Result:
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cli-home")
-    result = mme(root, "run", "wine", "--max-jobs", "6", "--cv-folds", "2", "--workers", "2")
+    result = mme(root, "run", "wine", "--max-jobs", "8", "--cv-folds", "2", "--workers", "2")
     assert result.exit_code == 0, result.output
     return root
 

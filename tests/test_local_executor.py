@@ -69,7 +69,7 @@ def test_every_dataset_runs_the_real_definition_end_to_end(
         tune = record.step(Steps.TUNE)
         assert tune is not None
         summaries = tune.properties["TrainingJobSummaries"]
-        assert len(summaries) == 6
+        assert len(summaries) == len(FAMILIES)
         assert {s["TrainingJobDefinitionName"] for s in summaries} == set(FAMILIES)
         values = [s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] for s in summaries]
         assert values == sorted(values, reverse=True), "best first, as TrainingJobSummaries[0]"
@@ -290,3 +290,52 @@ def test_a_corrupt_registry_fails_the_register_step_clearly(
     record = _start(broken, runner, pipelines["wine"])
     assert record.status == "Failed"
     assert "corrupt" in (record.failure_reason or "")
+
+
+class _Clock:
+    """time.monotonic for the executor: each reading is `step` seconds after the last."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 0.0, step
+
+    def monotonic(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_the_tuning_time_budget_stops_starting_trials(
+    home: LocalHome, pipelines: dict[str, Pipeline], runner: JobRunner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Past ResourceLimits.MaxRuntimeInSeconds no trial starts; the ones running finish."""
+    definition = copy.deepcopy(pipelines["wine"].definition)
+    tune = next(s for s in definition["Steps"] if s["Name"] == Steps.TUNE)
+    tune["Arguments"]["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxRuntimeInSeconds"] = (
+        120
+    )
+    # Read once for the deadline, then once per scheduling pass: the second pass is past it.
+    monkeypatch.setattr("local.executor.time", _Clock(step=100.0))
+    record = PipelineExecutor(home, runner, use_cache=False).start(
+        "time-budget", definition, {**SMALL_BUDGET, Params.THRESHOLD: 0.0}
+    )
+    assert record.status == "Succeeded", record.failure_reason
+    summaries = record.step(Steps.TUNE).properties["TrainingJobSummaries"]  # type: ignore[union-attr]
+    parallel = SMALL_BUDGET["MaxParallelTuningJobs"]
+    assert len(summaries) == parallel < SMALL_BUDGET["MaxTuningJobs"]
+    assert all(s["TrainingJobStatus"] == "Completed" for s in summaries)
+
+
+@pytest.mark.parametrize(("strategy", "sampling"), [("Bayesian", "TPE"), ("Random", "random")])
+def test_the_strategy_chooses_the_local_sampler(
+    home: LocalHome, pipelines: dict[str, Pipeline], runner: JobRunner, strategy: str,
+    sampling: str,
+) -> None:  # fmt: skip
+    record = PipelineExecutor(home, runner, use_cache=False).start(
+        f"strategy-{strategy}", pipelines["banknote"].definition,
+        {**SMALL_BUDGET, Params.STRATEGY: strategy, Params.THRESHOLD: 0.0},
+    )  # fmt: skip
+    assert record.status == "Succeeded", record.failure_reason
+    tune = record.step(Steps.TUNE)
+    assert tune is not None and sampling in tune.metadata["Sampling"]
+    summaries = tune.properties["TrainingJobSummaries"]
+    assert {s["TrainingJobDefinitionName"] for s in summaries} == set(FAMILIES)

@@ -149,7 +149,7 @@ def _sdk_range(spec: Any) -> tuple[str, dict[str, Any]]:
     return "CategoricalParameterRanges", {"Name": spec.name, "Values": list(spec.values)}
 
 
-def test_one_tuning_job_searches_all_six_families_with_the_shared_spaces(
+def test_one_tuning_job_searches_every_family_with_the_shared_spaces(
     definitions: dict[str, Built],
 ) -> None:
     from container.train import STATIC_KEYS
@@ -191,6 +191,37 @@ def test_one_tuning_job_searches_all_six_families_with_the_shared_spaces(
         assert channels[0]["DataSource"]["S3DataSource"]["S3Uri"] == _output(
             Steps.PREPROCESS, Outputs.TRAIN
         )
+
+
+def test_a_time_budget_becomes_the_tuning_jobs_max_runtime() -> None:
+    """`budget.max_runtime_seconds` is ResourceLimits.MaxRuntimeInSeconds, within botocore's range."""
+    import botocore.session
+
+    from modelbuild.pipeline import PipelineSettings
+
+    shape = (
+        botocore.session.get_session().get_service_model("sagemaker").shape_for("ResourceLimits")
+    )
+    bounds = shape.members["MaxRuntimeInSeconds"].metadata
+    timed = build("wine", max_runtime_seconds=bounds["min"])
+    limits = step(timed.definition, Steps.TUNE)["Arguments"]["HyperParameterTuningJobConfig"][
+        "ResourceLimits"
+    ]
+    assert limits["MaxRuntimeInSeconds"] == bounds["min"]
+    assert set(limits) <= set(shape.members)
+    for outside in (bounds["min"] - 1, bounds["max"] + 1):
+        with pytest.raises(InputError, match="max_runtime_seconds"):
+            PipelineSettings.for_dataset(
+                get_dataset("wine"), project_name=PROJECT, input_data_url="s3://b/k.csv",
+                image_uri=IMAGE_URI, max_runtime_seconds=outside,
+            )  # fmt: skip
+    from modelbuild.datasets import Budget
+
+    budgeted = get_dataset("wine").model_copy(update={"budget": Budget(max_runtime_seconds=900)})
+    settings = PipelineSettings.for_dataset(
+        budgeted, project_name=PROJECT, input_data_url="s3://b/k.csv", image_uri=IMAGE_URI
+    )
+    assert settings.max_runtime_seconds == 900
 
 
 def test_steps_are_wired_to_the_right_outputs(definitions: dict[str, Built]) -> None:

@@ -32,7 +32,9 @@ def test_no_objective_when_the_line_is_absent_or_not_a_number() -> None:
     assert parse_objective("cv_score=nan;\ncv_score=;") is None
 
 
-@pytest.mark.parametrize("family", ["xgboost", "logistic-regression"])
+@pytest.mark.parametrize(
+    "family", ["xgboost", "logistic-regression", "extra-trees", "hist-gradient-boosting"]
+)
 def test_cv_mode_prints_the_objective_and_saves_the_refit_model(
     family: str, mixed_split: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
