@@ -6,10 +6,11 @@ listing executions or approving a model starts quickly.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,10 +33,25 @@ if TYPE_CHECKING:
     from local.executions import ExecutionRecord
     from local.registry import ModelPackage, StateChangeEvent
     from local.runs import Summary
+    from modelbuild.datasets import Dataset
 
-# Piped or captured output (CI logs, files) gets room for the summary tables.
-console = Console(width=None if sys.stdout.isatty() else 120)
+# Piped or captured output (CI logs, files) gets room for the summary tables, unless COLUMNS
+# says how wide the reader is.
+PIPED_WIDTH = 120
+
+
+def _width() -> int | None:
+    """COLUMNS when set (also when piped); else the terminal's (None: rich asks it), else 120."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    return None if sys.stdout.isatty() else PIPED_WIDTH
+
+
+console = Console(width=_width())
 DEMO_MAX_JOBS = 12
+# Progress lines per tuning step when the output is not a terminal.
+TRIAL_LINES = 10
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,7 @@ def _fail(error: InputError) -> click.ClickException:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sagemaker-mme-mlops", prog_name="mme")
 @click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
@@ -157,16 +174,21 @@ def _run_datasets(
     use_cache: bool,
     data_dir: Path | None,
 ) -> list[Summary]:
-    """Build and execute each dataset's pipeline; a summary per dataset that ran."""
+    """Check each dataset's data, then build and execute its pipeline; a summary per dataset
+    that ran."""
+    from modelbuild.datasets import default_registry
+    from modelbuild.suggest import registered_dataset
+
+    try:
+        chosen = [registered_dataset(name) for name in names] or list(default_registry().values())
+    except InputError as error:
+        raise click.UsageError(error.describe()) from None
+    chosen = _checked(chosen, named=bool(names), data_dir=data_dir)
+
     from local.executor import PipelineExecutor
     from local.jobs import JobRunner
     from local.runs import build, execute, summarize
-    from modelbuild.datasets import DataUnavailableError, default_registry, get_dataset
 
-    try:
-        chosen = [get_dataset(name) for name in names] or list(default_registry().values())
-    except InputError as error:
-        raise click.UsageError(error.describe()) from None
     summaries = []
     with JobRunner(workers) as runner, _progress() as progress:
         runner.start()  # workers import their libraries while the definitions are built
@@ -177,17 +199,33 @@ def _run_datasets(
             try:
                 built = build(dataset, settings.home, settings.project, data_dir)
                 record = execute(executor, built, overrides)
-            except DataUnavailableError as error:
-                progress.remove_task(task)
-                if names:  # named on the command line: the user asked for this one
-                    raise _fail(error) from None
-                console.print(f"[yellow]skipped:[/] {escape(error.describe())}")
-                continue
             except InputError as error:
                 raise _fail(error) from None
             progress.update(task, description=f"{dataset.name:>14}  {record.status}")
             summaries.append(summarize(settings.home, dataset.name, record))
     return summaries
+
+
+def _checked(chosen: list[Dataset], *, named: bool, data_dir: Path | None) -> list[Dataset]:
+    """The datasets whose data passes the early check (modelbuild.data_check), in a second and
+    before any worker starts or the SDK is imported; what the user should know is printed.
+    A dataset named on the command line fails the run; otherwise a failing one is skipped."""
+    from modelbuild.data_check import check_dataset
+
+    usable = []
+    for dataset in chosen:
+        try:
+            found = check_dataset(dataset, data_dir)
+        except InputError as error:
+            if named:
+                raise _fail(error) from None
+            console.print(f"[yellow]skipped:[/] {escape(error.describe())}")
+            continue
+        for note in found.notes:
+            warning = InputError(note, dataset=dataset.name, file=found.file).describe()
+            console.print(f"[yellow]warning:[/] {escape(warning)}")
+        usable.append(dataset)
+    return usable
 
 
 def _progress_listener(progress: Any, task: Any, dataset: str) -> Callable[[Any], None]:
@@ -200,8 +238,25 @@ def _progress_listener(progress: Any, task: Any, dataset: str) -> Callable[[Any]
             progress.update(task, completed=event.done, total=event.total)
         elif event.kind == "step-finished" and event.cached:
             progress.update(task, description=f"{dataset:>14}  {event.step} (cached)")
+        if not console.is_terminal:
+            _progress_line(event, dataset)
 
     return listener
+
+
+def _progress_line(event: Any, dataset: str) -> None:
+    """Piped or logged output has no live bar: a line per finished step, and per tenth of the
+    tuning trials, so a CI log shows the run moving instead of a minute of silence."""
+    if event.kind == "step-finished":
+        cached = " (cached)" if event.cached else ""
+        console.print(f"{dataset:>14}  {event.step}: {event.status}{cached}", highlight=False)
+    elif event.kind == "job-finished" and event.total:
+        batch = max(1, -(-event.total // TRIAL_LINES))  # ceil: at most TRIAL_LINES lines
+        if event.done % batch == 0 or event.done == event.total:
+            console.print(
+                f"{dataset:>14}  {event.step}: {event.done}/{event.total} trials finished",
+                highlight=False,
+            )
 
 
 def _summary_table(summaries: list[Summary]) -> Table:
@@ -245,7 +300,12 @@ def _report(summaries: list[Summary]) -> None:
 @main.command()
 @click.argument("datasets", nargs=-1)
 @_run_options
-@click.option("--threshold", type=float, help="RegistrationThreshold for this execution.")
+@click.option(
+    "--threshold",
+    # The registry's bounds for a dataset's threshold (modelbuild.datasets.Dataset).
+    type=click.FloatRange(0.0, 1.0),
+    help="RegistrationThreshold for this execution, from 0 to 1.",
+)
 @click.option(
     "-p",
     "--parameter",
@@ -271,8 +331,9 @@ def run(
 
     Builds each dataset's SageMaker pipeline definition with the same code CI uses and executes
     that JSON: preprocess, tune, evaluate, and register the model if its holdout metric clears
-    the threshold. With no dataset named, a URL dataset that is neither cached nor in
-    --data-dir is skipped with a warning.
+    the threshold. Each dataset's data is checked first, within a second (modelbuild.data_check);
+    a named dataset that fails the check fails the run naming its file; with no dataset named,
+    a failing one (or a URL dataset neither cached nor in --data-dir) is skipped with a warning.
     """
     from local.runs import PARAMETER_OPTIONS
 
@@ -376,7 +437,6 @@ def _promote_and_smoke(settings: Settings) -> None:
 
 def _invoke_examples(settings: Settings, endpoint_url: str) -> None:
     """What a caller of the invoker URL sees, for a typical row of each dataset."""
-    import json
     import tempfile
 
     from local.endpoint import local_invoker
@@ -412,6 +472,15 @@ def _invoke_examples(settings: Settings, endpoint_url: str) -> None:
 
 # ---------------------------------------------------------------------------- executions
 
+_json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of a table."
+)
+
+
+def _print_json(document: Any) -> None:
+    # click.echo, not the rich console: no wrapping, colour or markup in what a script parses.
+    click.echo(json.dumps(document, indent=2, default=str))
+
 
 def _duration(seconds: float | None) -> str:
     if seconds is None:
@@ -424,29 +493,31 @@ def _when(timestamp: str | None) -> str:
 
 
 @main.command()
-@click.option("--dataset", help="Only this dataset's pipeline.")
+@click.option("-d", "--dataset", help="Only this dataset's pipeline.")
 @click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
+@_json_option
 @click.pass_context
-def executions(ctx: click.Context, dataset: str | None, limit: int) -> None:
+def executions(ctx: click.Context, dataset: str | None, limit: int, as_json: bool) -> None:
     """List pipeline executions, newest first."""
     settings = _settings(ctx)
     try:
-        pipeline_name = naming.pipeline_name(settings.project, dataset) if dataset else None
+        pipeline_name = (
+            naming.pipeline_name(settings.project, _dataset_of(settings, dataset))
+            if dataset
+            else None
+        )
     except InputError as error:
         raise _fail(error) from None
     records = settings.home.executions.list(pipeline_name)[:limit]
+    if as_json:
+        fields = ("id", "pipeline", "status", "started", "ended", "seconds", "failure_reason")
+        _print_json([{**{f: getattr(r, f) for f in fields}, "result": _result(r)} for r in records])
+        return
     table = Table(title=f"Pipeline executions in {settings.home.root}")
     for column in ("execution", "pipeline", "status", "started (UTC)", "duration", "result"):
         table.add_column(column, no_wrap=column != "result")
     for record in records:
-        register = record.step(naming.Steps.REGISTER)
-        result = (
-            f"registered version {register.properties.get('ModelPackageVersion')}"
-            if register is not None and register.status == "Succeeded"
-            else (record.failure_reason or "").splitlines()[0]
-            if record.failure_reason
-            else _unchanged(record) or ""
-        )
+        result = _result(record)
         colour = {"Succeeded": "green", "Executing": "yellow"}.get(record.status, "red")
         table.add_row(
             record.id,
@@ -459,6 +530,16 @@ def executions(ctx: click.Context, dataset: str | None, limit: int) -> None:
     console.print(table)
     if not records:
         console.print("No executions yet: `mme run` or `mme demo` starts one.")
+
+
+def _result(record: ExecutionRecord) -> str:
+    """What an execution came to, in one line: the version it registered, or why not."""
+    register = record.step(naming.Steps.REGISTER)
+    if register is not None and register.status == "Succeeded":
+        return f"registered version {register.properties.get('ModelPackageVersion')}"
+    if record.failure_reason:
+        return record.failure_reason.splitlines()[0]
+    return _unchanged(record) or ""
 
 
 def _unchanged(record: ExecutionRecord) -> str | None:
@@ -499,14 +580,24 @@ def _step_outputs(step: Any) -> str:
 @main.command()
 @click.argument("execution")
 @click.option("--logs", is_flag=True, help="Also list every job's log file.")
+@_json_option
 @click.pass_context
-def steps(ctx: click.Context, execution: str, logs: bool) -> None:
+def steps(ctx: click.Context, execution: str, logs: bool, as_json: bool) -> None:
     """Show the steps of EXECUTION (an id, or a prefix of one): status, duration, outputs."""
     settings = _settings(ctx)
     try:
         record = settings.home.executions.load(execution)
     except InputError as error:
         raise _fail(error) from None
+    if as_json:
+        # The whole record (each step's properties are what a Describe* call returns); log
+        # paths are made absolute so a script can open them.
+        directory = settings.home.executions.directory(record.id)
+        document = asdict(record)
+        for step, raw in zip(record.steps, document["steps"], strict=True):
+            raw.update(seconds=step.seconds, logs=[str(directory / log) for log in step.logs])
+        _print_json({**document, "seconds": record.seconds, "result": _result(record)})
+        return
     console.print(
         f"execution [bold]{record.id}[/] of {record.pipeline}: {record.status}, "
         f"started {_when(record.started)} UTC, {_duration(record.seconds)}"
@@ -579,8 +670,9 @@ def _models_table(settings: Settings, packages: list[ModelPackage]) -> Table:
     type=click.Choice(["PendingManualApproval", "Approved", "Rejected"]),
     help="Only versions with this approval status.",
 )
+@_json_option
 @click.pass_context
-def models(ctx: click.Context, dataset: str | None, status: str | None) -> None:
+def models(ctx: click.Context, dataset: str | None, status: str | None, as_json: bool) -> None:
     """List model versions (all groups, or DATASET's), newest first."""
     settings = _settings(ctx)
     try:
@@ -588,15 +680,29 @@ def models(ctx: click.Context, dataset: str | None, status: str | None) -> None:
         packages = settings.home.registry.list_packages(group, status)  # type: ignore[arg-type]
     except InputError as error:
         raise _fail(error) from None
+    if as_json:
+        _print_json([asdict(package) for package in packages])
+        return
     console.print(_models_table(settings, packages))
     if not packages:
         console.print("No model versions yet: `mme run` registers one per dataset that passes.")
 
 
 def _group(settings: Settings, dataset_or_group: str) -> str:
-    """A model package group from a dataset name (the usual) or a group name."""
-    if dataset_or_group in settings.home.registry.list_groups():
+    """A model package group from a dataset name (the usual) or a group name; a name that is
+    neither is refused with the closest dataset, so a typo is named instead of quietly
+    listing an empty group."""
+    from modelbuild.datasets import default_registry
+    from modelbuild.suggest import unknown
+    from modeldeploy.naming import dataset_of_group
+
+    groups = settings.home.registry.list_groups()
+    if dataset_or_group in groups:
         return dataset_or_group
+    with_models = {d for group in groups if (d := dataset_of_group(settings.project, group))}
+    known = set(default_registry()) | with_models
+    if dataset_or_group not in known:
+        raise unknown("dataset", dataset_or_group, known, "registered or with models")
     return naming.model_package_group_name(settings.project, dataset_or_group)
 
 
@@ -634,6 +740,30 @@ def _deploy_on_approval(
 
     return hook
 
+
+def _dataset_of(settings: Settings, dataset_or_group: str) -> str:
+    """The dataset a name means: itself, or the dataset of the project's group so named."""
+    from modeldeploy.naming import dataset_of_group
+
+    group = _group(settings, dataset_or_group)
+    return dataset_of_group(settings.project, group) or dataset_or_group
+
+
+class _Version(click.ParamType):
+    """A model package version as the tables print it: `v2` (the run summary) or `2`."""
+
+    name = "VERSION"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        digits = str(value).strip().removeprefix("v").removeprefix("V")
+        if not digits.isdigit() or int(digits) < 1:
+            self.fail(f"{value!r} is not a model version (1, 2, ... or v1, v2, ...)", param, ctx)
+        return int(digits)
+
+
+VERSION = _Version()
 
 _deploy_option = click.option(
     "--deploy/--no-deploy",
@@ -677,8 +807,8 @@ def _decide(
 
 @main.command()
 @click.argument("dataset")
-@click.argument("version", type=click.IntRange(1), required=False)
-@click.option("-d", "--description", default="", help="Approval description.")
+@click.argument("version", type=VERSION, required=False)
+@click.option("-m", "--description", default="", help="Approval description.")
 @_deploy_option
 @click.option(
     "--canary",
@@ -701,8 +831,8 @@ def approve(
 
 @main.command()
 @click.argument("dataset")
-@click.argument("version", type=click.IntRange(1), required=False)
-@click.option("-d", "--description", default="", help="Why it was rejected.")
+@click.argument("version", type=VERSION, required=False)
+@click.option("-m", "--description", default="", help="Why it was rejected.")
 @_deploy_option
 @click.pass_context
 def reject(
@@ -715,14 +845,18 @@ def reject(
 
 @main.command()
 @click.option("--after", type=click.IntRange(0), default=0, help="Only events after this id.")
+@_json_option
 @click.pass_context
-def events(ctx: click.Context, after: int) -> None:
+def events(ctx: click.Context, after: int, as_json: bool) -> None:
     """List model package state change events (what EventBridge would deliver)."""
     settings = _settings(ctx)
     try:
         found = settings.home.registry.events(after)
     except InputError as error:
         raise _fail(error) from None
+    if as_json:
+        _print_json([asdict(event) for event in found])
+        return
     table = Table(title="SageMaker Model Package State Change events")
     for column in ("id", "time (UTC)", "group", "version", "status", "description"):
         table.add_column(column)

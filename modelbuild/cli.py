@@ -29,7 +29,7 @@ _OVERRIDES: list[tuple[str, Any, str]] = [
     ("tuning_strategy", str, "Bayesian or Random"),
     ("cv_folds", int, "cross-validation folds"),
     ("metric", str, "objective and registration metric"),
-    ("threshold", float, "register only if the holdout metric is >= this"),
+    ("threshold", click.FloatRange(0.0, 1.0), "register only if the holdout metric is >= this"),
     ("approval_status", str, "PendingManualApproval or Approved"),
     ("model_package_group", str, "model package group to register into"),
 ]
@@ -104,7 +104,6 @@ def definition(
 
     Without AWS settings it uses local stand-ins (bucket, role, image) that pass validation.
     """
-    from modelbuild.datasets import get_dataset
     from modelbuild.pipeline import (
         PipelineSettings,
         ProjectContext,
@@ -113,10 +112,11 @@ def definition(
         definition_text,
     )
     from modelbuild.run import staged_input
+    from modelbuild.suggest import registered_dataset
     from modelbuild.validate import ensure_valid
 
     try:
-        entry = get_dataset(dataset)
+        entry = registered_dataset(dataset)
         context = checked(
             ProjectContext,
             {
@@ -238,7 +238,8 @@ def run(
     from botocore.exceptions import BotoCoreError, ClientError
 
     from modelbuild import run as runner
-    from modelbuild.datasets import default_registry, get_dataset
+    from modelbuild.datasets import default_registry
+    from modelbuild.suggest import registered_dataset
 
     missing = [
         f"--{flag} (or {env})"
@@ -253,7 +254,7 @@ def run(
         raise click.UsageError(f"a run on AWS needs {', '.join(missing)}")
     try:
         names = list(datasets) or _only(only)
-        entries = [get_dataset(name) for name in names] or list(default_registry().values())
+        entries = [registered_dataset(n) for n in names] or list(default_registry().values())
         request = runner.RunRequest(
             datasets=entries,
             project_name=project_name,
@@ -264,6 +265,7 @@ def run(
             image_uri=str(image_uri),
             overrides=overrides,
             source_version=os.environ.get("CODEBUILD_RESOLVED_SOURCE_VERSION"),
+            every=not names,
         )
         s3, sagemaker = runner.clients(region)
         outcomes = runner.start_all(request, s3, sagemaker, log=click.echo)

@@ -28,15 +28,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from container.checksum import sha256_file
 from container.errors import InputError
 from modelbuild import naming
+from modelbuild.data_check import check_dataset
 from modelbuild.datasets import CsvSource, Dataset, UrlSource, materialize
 from modelbuild.naming import Steps
-from modelbuild.pipeline import (
-    PipelineSettings,
-    ProjectContext,
-    build_definition,
-    checked,
-    definition_text,
-)
 from modelbuild.validate import ensure_valid
 from modelbuild.versions import (
     LatestVersion,
@@ -300,12 +294,46 @@ class RunRequest:
     image_uri: str
     overrides: dict[str, Any]
     source_version: str | None = None
+    # The datasets are every registered one (none was named): one whose data fails the early
+    # check is skipped with its message instead of failing the run.
+    every: bool = False
+
+
+def usable(
+    datasets: list[Dataset], every: bool, log: Callable[[str], None] = print
+) -> list[Dataset]:
+    """The datasets whose data passes the early check (modelbuild.data_check), which names the
+    user's file within a second, before the SDK is imported or anything on AWS changes."""
+    passed = []
+    for dataset in datasets:
+        try:
+            found = check_dataset(dataset)
+        except InputError as error:
+            if not every:
+                raise
+            log(f"skipped: {error.describe()}")
+            continue
+        for note in found.notes:
+            log(f"warning: {InputError(note, dataset=dataset.name, file=found.file).describe()}")
+        passed.append(dataset)
+    return passed
 
 
 def start_all(
     request: RunRequest, s3: Any, sagemaker: Any, log: Callable[[str], None] = print
 ) -> list[Outcome]:
-    """Stage, build, validate, upsert and start each dataset's pipeline; nothing waits here."""
+    """Check, stage, build, validate, upsert and start each dataset's pipeline; nothing waits
+    here."""
+    datasets = usable(request.datasets, request.every, log)
+    # The SageMaker SDK takes seconds to import: only once the data is known to be usable.
+    from modelbuild.pipeline import (
+        PipelineSettings,
+        ProjectContext,
+        build_definition,
+        checked,
+        definition_text,
+    )
+
     context = checked(
         ProjectContext,
         {
@@ -318,7 +346,7 @@ def start_all(
     # Build and validate every dataset's definition before touching AWS, so a bad entry in
     # datasets.yml stops the run before any pipeline changes.
     prepared = []
-    for dataset in request.datasets:
+    for dataset in datasets:
         staged = staged_input(dataset, context.bucket)
         settings = PipelineSettings.for_dataset(
             dataset,

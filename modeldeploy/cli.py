@@ -148,6 +148,19 @@ def _fail(error: InputError) -> click.ClickException:
     return click.ClickException(error.describe())
 
 
+def _stage(stage: str) -> str:
+    """A stage the project deploys: one configured in modeldeploy/config/<stage>.json. Any other
+    name is refused before it is read or written, so a typo ('prd') never creates a stage."""
+    from modelbuild.suggest import unknown
+    from modeldeploy.build import CONFIG_DIR
+
+    naming.check_stage(stage)
+    known = sorted(path.stem for path in CONFIG_DIR.glob("*.json"))
+    if stage not in known:
+        raise unknown("stage", stage, known, "configured in modeldeploy/config/")
+    return stage
+
+
 def _datasets(given: tuple[str, ...], routed: list[str]) -> list[str]:
     """Named datasets; else $MME_DATASETS; else the dataset registry plus those routed now."""
     if given:
@@ -175,7 +188,7 @@ def _canary_weight(canary: bool, stage: str) -> float | None:
         return None
     from modeldeploy.canary import load_policy
 
-    return load_policy(naming.check_stage(stage)).weight
+    return load_policy(_stage(stage)).weight
 
 
 def _print_report(report: DeployReport) -> None:
@@ -192,6 +205,14 @@ def endpoint() -> None:
     """The multi-model endpoint: deploy approved models, promote, serve, invoke, smoke-test."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_not_in_the_report)
+
+
+def _not_in_the_report(record: logging.LogRecord) -> bool:
+    """Leave out the deploy logic's own log lines: each is a change of the DeployReport that
+    every deploying command prints (`_print_report`), and would show twice."""
+    return not (record.name == "modeldeploy" and record.module == "deploy")
 
 
 @endpoint.command()
@@ -211,7 +232,7 @@ def deploy(
     """Route each dataset of STAGE to the latest Approved version of its model package group."""
     try:
         target = _target(home, project_name, aws, bucket)
-        weight = _canary_weight(canary, stage)
+        weight = _canary_weight(canary, _stage(stage))
         with target.locked():
             deployer = target.deployer()
             names = _datasets(datasets, list(deployer.read_table(stage).routes))
@@ -243,7 +264,8 @@ def promote(
     """
     try:
         target = _target(home, project_name, aws, bucket)
-        weight = _canary_weight(canary, destination)
+        _stage(source)
+        weight = _canary_weight(canary, _stage(destination))
         with target.locked():
             report = target.deployer().promote(source, destination, canary_weight=weight)
         _print_report(report)
@@ -269,7 +291,7 @@ def canary_command(
 
     try:
         target = _target(home, project_name, aws, bucket)
-        policy = canary.load_policy(naming.check_stage(stage))
+        policy = canary.load_policy(_stage(stage))
         with target.locked():
             outcomes = canary.run(
                 target.deployer(),
@@ -290,14 +312,33 @@ def canary_command(
 
 @endpoint.command()
 @click.argument("stage")
+@click.option("--json", "as_json", is_flag=True, help="print the stored routing table document")
 @_target_options
-def table(stage: str, home: Path, project_name: str, aws: bool, bucket: str | None) -> None:
-    """Print STAGE's routing table."""
+def table(
+    stage: str, as_json: bool, home: Path, project_name: str, aws: bool, bucket: str | None
+) -> None:
+    """Print STAGE's routing table: each dataset's live version, and its canary if any."""
     try:
-        routing = _target(home, project_name, aws, bucket).deployer().read_table(stage)
+        routing = _target(home, project_name, aws, bucket).deployer().read_table(_stage(stage))
     except InputError as error:
         raise _fail(error) from None
-    click.echo(routing.to_json().decode())
+    if as_json:
+        click.echo(routing.to_json().decode())
+        return
+    updated = f", updated {routing.updated_at}" if routing.updated_at else ""
+    click.echo(f"{stage}: routing table revision {routing.revision}{updated}")
+    if not routing.routes:
+        click.echo(f"{stage}: routes no dataset")
+    for dataset, route in sorted(routing.routes.items()):
+        canary = route.canary
+        beside = (
+            f"  canary v{canary.model_package_version} at {route.canary_weight:.0%}"
+            if canary is not None
+            else ""
+        )
+        click.echo(
+            f"{stage}  {dataset:<24} v{route.model_package_version:<4} {route.target_model}{beside}"
+        )
 
 
 @endpoint.command()
@@ -321,7 +362,7 @@ def smoke(
     try:
         target = _target(home, project_name, aws, bucket)
         deployer = target.deployer()
-        routing = deployer.read_table(stage)
+        routing = deployer.read_table(_stage(stage))
         if not routing.routes and not datasets:
             raise InputError(f"stage {stage} routes no dataset: nothing to smoke-test")
         with target.locked(), target.invoker(stage, deployer.storage) as invoker:
@@ -348,12 +389,25 @@ def _read_rows(rows: str) -> Any:
         text = Path(rows).read_text()
         if Path(rows).suffix.lower() != ".json":
             return text
+    elif _names_a_file(rows):
+        raise InputError(
+            "file not found (ROWS is a .csv or .json file, '-' or inline rows)", file=rows
+        )
     else:
         text = rows
     try:
         return json.loads(text)
     except ValueError:
         return text
+
+
+def _names_a_file(rows: str) -> bool:
+    """One line that reads as a path (rows.json, data/rows) rather than inline rows; inline CSV
+    has commas and inline JSON starts with a bracket or a brace."""
+    line = rows.strip()
+    if "\n" in line or line[:1] in ("[", "{"):
+        return False
+    return Path(line).suffix.lower() in (".json", ".csv") or ("/" in line and "," not in line)
 
 
 @endpoint.command()
@@ -373,7 +427,7 @@ def invoke(
     """Predict ROWS (a .csv/.json file, '-' for stdin, or inline JSON/CSV) with DATASET's model."""
     try:
         target = _target(home, project_name, aws, bucket)
-        naming.check_stage(stage)
+        _stage(stage)
         deployer = target.deployer()
         event = request_event(dataset, _read_rows(rows))
         with target.invoker(stage, deployer.storage) as invoker:
@@ -448,7 +502,7 @@ def drift(
         if publish_metrics and not aws:
             raise click.UsageError("--publish-metrics needs --aws")
         deployer = target.deployer()
-        table = deployer.read_table(naming.check_stage(stage))
+        table = deployer.read_table(_stage(stage))
         names = list(datasets) or sorted(table.routes)
         if not names:
             # Not a failure: the scheduled job runs before the first deploy too.
@@ -486,6 +540,14 @@ def drift(
             f"{stage}  {report.dataset:<24} {report.status:<12} rows {report.rows:<7} "
             f"max PSI {report.max_psi:.3f}  flagged: {flagged}  {outcome.files[0].parent}"
         )
+        for feature in report.features:
+            if feature.unseen_rows:
+                named = ", ".join(f"{value!r} ({n})" for value, n in feature.unseen.items())
+                more = ", ..." if sum(feature.unseen.values()) < feature.unseen_rows else ""
+                click.echo(
+                    f"{stage}  {report.dataset:<24} {feature.name}: {feature.unseen_rows} row(s) "
+                    f"with categories not in the training baseline: {named}{more}"
+                )
     drifted = [outcome.report.dataset for outcome in outcomes if outcome.report.status == "drift"]
     if fail_on_drift and drifted:
         raise click.ClickException(f"stage {stage}: drift in {', '.join(drifted)}")
@@ -543,7 +605,14 @@ def serve(
     """Serve every stage's endpoint (SageMaker Runtime API) and invoker (POST /<stage>)."""
     from local.endpoint import LocalEndpoint, announced, local_invoker
     from local.invoker_http import InvokerHTTPServer
+    from local.ports import check_free
 
+    try:
+        # Before the serving container starts: a busy port is one line naming its holder.
+        check_free(host, port, "--port")
+        check_free(host, invoker_port, "--invoker-port")
+    except InputError as error:
+        raise _fail(error) from None
     endpoint_ = LocalEndpoint(
         home, project_name, host=host, port=port, workers=workers, memory_budget_mb=memory_budget_mb
     )

@@ -36,6 +36,7 @@ import io
 import itertools
 import json
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -49,6 +50,8 @@ MIN_ROWS = 100
 # The share a bin or category with no rows is given, so that ln(live / base) stays finite.
 SHARE_FLOOR = 1e-4
 OTHER = "<other>"
+# Unseen categories named in a report, most frequent first; the count covers all of them.
+MAX_UNSEEN_NAMED = 20
 
 Status = Literal["ok", "warn", "drift", "insufficient", "no-baseline"]
 _SEVERITY: dict[str, int] = {"no-baseline": 0, "insufficient": 0, "ok": 1, "warn": 2, "drift": 3}
@@ -81,6 +84,11 @@ class FeatureDrift:
     live_shares: list[float]
     baseline_missing_share: float
     live_missing_share: float
+    # Categorical: live values that are none of the baseline's categories (so counted under
+    # OTHER), by value, most frequent first; `unseen_rows` counts them all. When the training
+    # data had no other categories (baseline other_share 0) the model never saw these values.
+    unseen: dict[str, int] = field(default_factory=dict)
+    unseen_rows: int = 0
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,11 @@ class DriftReport:
     def max_psi(self) -> float:
         return max((f.psi for f in self.features if f.psi is not None), default=0.0)
 
+    @property
+    def unseen(self) -> dict[str, dict[str, int]]:
+        """Feature -> its unseen categories and their row counts, for features that had any."""
+        return {f.name: f.unseen for f in self.features if f.unseen}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "dataset": self.dataset,
@@ -119,6 +132,7 @@ class DriftReport:
             "max_psi": self.max_psi,
             "drifted_features": self.drifted,
             "warned_features": self.warned,
+            "unseen_categories": self.unseen,
             "thresholds": asdict(self.thresholds),
             **self.context,
             "features": [asdict(feature) for feature in self.features],
@@ -236,9 +250,16 @@ def categorical_drift(
     base_shares = [float(s) for s in categories.values()] + [float(baseline.get("other_share", 0))]
     index = {category: i for i, category in enumerate(categories)}
     counts = np.zeros(len(labels))
+    unseen: Counter[str] = Counter()
     for value in present:
-        counts[index.get(value, len(labels) - 1)] += 1
+        position = index.get(value)
+        if position is None:
+            unseen[value] += 1
+            position = len(labels) - 1
+        counts[position] += 1
     live_shares = (counts / len(present)).tolist() if present else [0.0] * len(labels)
+    named = dict(unseen.most_common(MAX_UNSEEN_NAMED)) if categories else {}
+    unseen_rows = sum(unseen.values()) if categories else 0
     if not categories:
         status: Status = "no-baseline"
     elif len(present) < thresholds.min_rows:
@@ -248,11 +269,12 @@ def categorical_drift(
         distance = 0.5 * float(np.abs(np.asarray(live_shares) - np.asarray(base_shares)).sum())
         return FeatureDrift(
             name, "categorical", _status(value, None, thresholds), len(present), value, distance,
-            None, labels, base_shares, live_shares, base_missing, missing_share,
+            None, labels, base_shares, live_shares, base_missing, missing_share, named,
+            unseen_rows,
         )  # fmt: skip
     return FeatureDrift(
         name, "categorical", status, len(present), None, None, None, labels, base_shares,
-        live_shares, base_missing, missing_share,
+        live_shares, base_missing, missing_share, named, unseen_rows,
     )  # fmt: skip
 
 
@@ -269,14 +291,16 @@ def columns_from_payloads(
     """Feature name -> every logged value, from the invoker's payloads (content type, body).
 
     A payload is what the invoker sent the endpoint: JSON rows (lists in feature order, or
-    records by name) or CSV text without a header, as the serving container accepts them. A
-    row of the wrong width is skipped rather than guessed at: the model refused it anyway.
+    records by name) or CSV text, read as the serving container reads it
+    (`container.serving.decode`): blank lines skipped, leading spaces dropped, and a first row
+    naming every feature is the header, which orders the columns and is not a data row. A row
+    of the wrong width is skipped rather than guessed at: the model refused it anyway.
     """
     columns: dict[str, list[Any]] = {name: [] for name in feature_names}
     width = len(feature_names)
     for content_type, body in payloads:
         if content_type == "text/csv":
-            rows: list[Any] = list(csv.reader(io.StringIO(body)))
+            rows: list[Any] = _csv_rows(body, feature_names)
         else:
             try:
                 rows = json.loads(body)
@@ -292,6 +316,22 @@ def columns_from_payloads(
                 for name, value in zip(feature_names, row, strict=True):
                     columns[name].append(value)
     return columns
+
+
+def _csv_rows(body: str, feature_names: Sequence[str]) -> list[Any]:
+    """CSV text as rows in feature order, its header row (if any) used and left out."""
+    try:
+        rows = [row for row in csv.reader(io.StringIO(body), skipinitialspace=True) if row]
+    except csv.Error:
+        return []  # the container refuses what it cannot parse: no model answered it
+    if not rows:
+        return rows
+    header = [cell.strip() for cell in rows[0]]
+    if len(header) != len(feature_names) or set(header) != set(feature_names):
+        return rows
+    position = {name: k for k, name in enumerate(header)}
+    order = [position[name] for name in feature_names]
+    return [[row[k] for k in order] if len(row) == len(order) else row for row in rows[1:]]
 
 
 def _row_count(columns: dict[str, list[Any]]) -> int:

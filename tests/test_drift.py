@@ -161,3 +161,43 @@ def test_plots_show_the_overview_and_each_drifted_feature(cancer, tmp_path) -> N
     paths = write_plots(compare(signature, columns(sample, signature)), tmp_path)
     assert [p.name for p in paths] == ["psi.png", "feature-mean_radius.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
+
+
+def test_unseen_categories_are_counted_and_named() -> None:
+    frame = mixed_frame(rows=600)
+    signature = signature_for(frame, "mixed", "y")
+    assert signature["baseline"]["colour"]["other_share"] == 0  # training saw every category
+    live = frame.sample(n=300, random_state=0).copy()
+    live.loc[live.index[:40], "colour"] = "purple"
+    live.loc[live.index[40:43], "colour"] = "mauve"
+    report = compare(signature, columns(live, signature))
+    colour = next(f for f in report.features if f.name == "colour")
+    assert colour.unseen == {"purple": 40, "mauve": 3} and colour.unseen_rows == 43
+    assert list(colour.unseen) == ["purple", "mauve"]  # most frequent first
+    assert report.unseen == {"colour": {"purple": 40, "mauve": 3}}
+    assert json.loads(report.to_json())["unseen_categories"] == report.unseen
+    assert all(not f.unseen for f in compare(signature, columns(frame, signature)).features)
+
+
+def test_only_the_most_frequent_unseen_categories_are_named() -> None:
+    frame = mixed_frame(rows=600)
+    signature = signature_for(frame, "mixed", "y")
+    live = frame.sample(n=300, random_state=0).copy()
+    live["colour"] = [f"new-{i % 30}" for i in range(len(live))]
+    colour = next(
+        f for f in compare(signature, columns(live, signature)).features if f.name == "colour"
+    )
+    assert len(colour.unseen) == drift.MAX_UNSEEN_NAMED and colour.unseen_rows == 300
+
+
+def test_a_csv_header_row_orders_the_columns_and_is_not_a_row() -> None:
+    payloads = [
+        ("text/csv", "size,colour\n4.0,red\n5.0, blue\n"),
+        ("text/csv", "colour , size\n\ngreen,6.0\n"),  # reordered, spaced, a blank line
+        ("text/csv", "7.0,red\n"),
+    ]
+    result = columns_from_payloads(payloads, ["size", "colour"])
+    assert result == {
+        "size": ["4.0", "5.0", "6.0", "7.0"],
+        "colour": ["red", "blue", "green", "red"],
+    }

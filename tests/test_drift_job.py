@@ -10,6 +10,7 @@ import json
 import re
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -274,3 +275,22 @@ def test_on_aws_the_cli_reads_dynamodb_and_publishes_metrics(
             Statistics=["Maximum"],
         )["Datapoints"]
         assert [point["Maximum"] for point in drifted] == [1.0]
+
+
+def test_csv_with_a_header_row_counts_rows_not_headers(deployed, tmp_path) -> None:
+    """150 rows sent as CSV with a header (as a caller pastes a file) are 150 rows, with no
+    phantom missing value per feature; a reordered header still lines the columns up."""
+    home, target = deployed
+    sample = breast_cancer_frame().sample(n=150, replace=True, random_state=0)
+    logged = records(sample, target)
+    for i, record in enumerate(logged):
+        rows = sample[FEATURES].iloc[i * 25 : (i + 1) * 25]
+        if i == 1:
+            rows = rows[list(reversed(FEATURES))]
+        logged[i] = replace(record, content_type="text/csv", inputs=rows.to_csv(index=False))
+    SQLiteSink(local_log_path(home)).write(logged)
+    result = run_cli(home, tmp_path / "drift", "--min-rows", "100")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "drift" / "dev" / "breast-cancer" / "drift.json").read_text())
+    assert report["rows"] == 150 and report["requests"] == 6
+    assert all(f["rows"] == 150 and f["live_missing_share"] == 0 for f in report["features"])

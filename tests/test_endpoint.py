@@ -256,7 +256,7 @@ def test_the_cli_deploys_promotes_invokes_and_smoke_tests(home: Path, running) -
     assert smoked.exit_code == 0, smoked.output
     assert smoked.output.count(" ok ") == 2
 
-    table = json.loads(run_cli(home, "table", "prod").output)
+    table = json.loads(run_cli(home, "table", "prod", "--json").output)
     assert set(table["datasets"]) == {"iris", "breast-cancer"}
 
 

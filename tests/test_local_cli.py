@@ -38,7 +38,16 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cli-home")
     result = mme(root, "run", "wine", "--max-jobs", "8", "--cv-folds", "2", "--workers", "2")
     assert result.exit_code == 0, result.output
+    (root / "run-output.txt").write_text(result.output)
     return root
+
+
+def test_piped_output_shows_progress_lines(home: Path) -> None:
+    """Not a terminal (CliRunner): a line per finished step and per tenth of the trials."""
+    lines = [" ".join(line.split()) for line in (home / "run-output.txt").read_text().splitlines()]
+    assert "wine Preprocess: Succeeded" in lines and "wine Tune: Succeeded" in lines
+    trials = [line for line in lines if line.startswith("wine Tune: ") and "trials" in line]
+    assert trials == [f"wine Tune: {n}/8 trials finished" for n in range(1, 9)]
 
 
 def test_run_prints_the_summary_and_the_state_is_listed(home: Path) -> None:
@@ -60,7 +69,7 @@ def test_run_prints_the_summary_and_the_state_is_listed(home: Path) -> None:
 
 def test_approve_and_reject_change_the_state_and_emit_events(home: Path) -> None:
     registry = LocalHome(home).registry
-    approved = mme(home, "approve", "wine", "-d", "good enough")
+    approved = mme(home, "approve", "wine", "-m", "good enough")
     assert approved.exit_code == 0, approved.output
     assert "PendingManualApproval -> Approved" in approved.output
     # The approval event deploys to dev and smoke-tests it, as EventBridge does on AWS.
@@ -69,7 +78,7 @@ def test_approve_and_reject_change_the_state_and_emit_events(home: Path) -> None
     assert registry.get(GROUP, 1).approval_description == "good enough"
     again = mme(home, "approve", "wine", "1")
     assert "already Approved" in again.output
-    rejected = mme(home, "reject", GROUP, "1", "-d", "drift")
+    rejected = mme(home, "reject", GROUP, "1", "-m", "drift")
     assert rejected.exit_code == 0 and "Approved -> Rejected" in rejected.output
     # The rejected live version leaves dev routing: no other version is approved.
     assert "dev: wine removed" in rejected.output
@@ -182,7 +191,7 @@ def test_mounted_groups_follow_the_global_home_and_leave_the_environment_alone(
     table = {"format": 1, "stage": "dev", "revision": 7, "updated_at": "", "datasets": {}}
     uri = deploy_naming.routing_table_uri(deploy_naming.local_bucket("mme"), "dev")
     LocalHome(tmp_path).s3.put_bytes(uri, json.dumps(table).encode())
-    result = mme(tmp_path, "endpoint", "table", "dev")
+    result = mme(tmp_path, "endpoint", "table", "dev", "--json")
     assert result.exit_code == 0, result.output
     assert '"revision": 7' in result.output
     assert "MME_HOME" not in os.environ
