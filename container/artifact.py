@@ -4,6 +4,12 @@ The signature is the contract the serving side reads before it trusts the pickle
 and types, class labels, algorithm, hyperparameters, CV score, library versions, baseline
 statistics, and the sha256 of the model file. Loading checks the checksum *before* unpickling and
 refuses library versions other than the ones the model was fitted with.
+
+The signature's checksum only shows that the archive agrees with itself: whoever crafts an
+archive writes a matching signature. What vouches for the model file is the sha256 the deploy
+routed (`container.provenance`: carried in the target model's name, checked by the deploy
+against the registry's record), so the serving side passes it as `expected_sha256`, and a model
+file with other bytes is refused before it is unpickled (`NotTheRoutedModel`).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import Any
 import joblib
 
 from container.archive import error_reason, unpack_archive
-from container.checksum import sha256_file
+from container.checksum import sha256_file, sha256_stream
 from container.errors import InputError
 from container.files import write_atomically
 from container.layout import MODEL_FILE, SIGNATURE_FILE
@@ -121,23 +127,51 @@ def check_library_versions(signature: dict[str, Any], file: Path | None = None) 
         raise InputError(f"library versions differ from training: {mismatched}", file=file)
 
 
-def load_model_dir(directory: Path, check_versions: bool = True) -> LoadedModel:
-    """Verify the signature and checksum, then unpickle."""
+class NotTheRoutedModel(InputError):
+    """The model file's sha256 differs from the one the deploy routed; it was never unpickled.
+
+    The message names no file: the serving side's files are its own, the caller knows the model.
+    """
+
+
+def check_model_dir(directory: Path, check_versions: bool = True) -> dict[str, Any]:
+    """What can be checked without unpickling: the signature, the model file it names and, with
+    `check_versions`, the library versions. The signature, or InputError naming the problem."""
     signature = read_signature(directory)
     model_path = directory / MODEL_FILE
     if signature["model_file"] != MODEL_FILE or not model_path.is_file():
         raise InputError("model file named by the signature is missing", file=model_path)
-    if sha256_file(model_path) != signature["model_sha256"]:
-        raise InputError("model file checksum does not match its signature", file=model_path)
     if check_versions:
         check_library_versions(signature, directory / SIGNATURE_FILE)
-    try:
-        estimator = joblib.load(model_path)
-    except Exception as error:  # a pickle can fail in any way; the checksum already passed
-        raise InputError(
-            f"model file cannot be loaded: {type(error).__name__}: {error_reason(error)}",
-            file=model_path,
-        ) from None
+    return signature
+
+
+def load_model_dir(
+    directory: Path, check_versions: bool = True, expected_sha256: str | None = None
+) -> LoadedModel:
+    """Verify, then unpickle: the model file's sha256 must match its signature's and, when given,
+    `expected_sha256` (what the deploy routed). The bytes hashed are the bytes unpickled: one
+    open file is read for the checksum, then rewound for joblib."""
+    signature = check_model_dir(directory, check_versions)
+    model_path = directory / MODEL_FILE
+    with model_path.open("rb") as stream:
+        actual = sha256_stream(stream)
+        if actual != signature["model_sha256"]:
+            raise InputError("model file checksum does not match its signature", file=model_path)
+        if expected_sha256 is not None and actual != expected_sha256:
+            raise NotTheRoutedModel(
+                f"the model file has sha256 {actual[:12]}..., not the {expected_sha256[:12]}... "
+                "its target model names: it is not the model the deploy verified and routed, "
+                "and was not loaded"
+            )
+        stream.seek(0)
+        try:
+            estimator = joblib.load(stream)
+        except Exception as error:  # a pickle can fail in any way; the checksum already passed
+            raise InputError(
+                f"model file cannot be loaded: {type(error).__name__}: {error_reason(error)}",
+                file=model_path,
+            ) from None
     return LoadedModel(estimator, signature)
 
 

@@ -9,7 +9,11 @@ One process serves every stage's endpoint (`<project>-dev`, `<project>-prod`); e
 is a key under its stage's multi-model prefix in the local S3, as on AWS. On first use of a
 target the artifact is copied into a cache directory and loaded through the serving container's
 `POST /models`; when the container answers 507 the least recently used model is unloaded and
-the load retried. Errors come back the way SageMaker sends them, so botocore raises the same
+the load retried. The container runs with `--verify-target-model`, as the image does on AWS: it
+is handed the target model only as the invocation's X-Amzn-SageMaker-Target-Model header and
+unpickles a model only if its model file has the sha256 that name carries, so an archive
+replaced or crafted under a stage's prefix is refused (`container.provenance`).
+Errors come back the way SageMaker sends them, so botocore raises the same
 exceptions: ValidationError (400) for an unknown endpoint, a missing target-model header, a
 target model name SageMaker would refuse (over 1024 characters, not printable ASCII, '.' or '..'
 segments) or a missing artifact, ModelError (424, with OriginalStatusCode and OriginalMessage)
@@ -177,6 +181,9 @@ class ServingContainer:
             str(self.port),
             "--workers",
             str(self.workers),
+            # As on AWS (the image sets MME_VERIFY_TARGET_MODEL): a model is unpickled only on an
+            # invocation whose target model names its model file's sha256, and only if it has it.
+            "--verify-target-model",
         ]
         if self.memory_budget_mb:
             command += ["--memory-budget-mb", str(self.memory_budget_mb)]

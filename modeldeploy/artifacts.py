@@ -7,6 +7,10 @@ refuse after it:
 - the archive: a readable tar.gz within the size limits (`container.archive`: bounded members and
   sizes, so a decompression bomb is refused at its header), holding the model file and a signature
   whose recorded sha256 matches that model file;
+- the model file against the sha256 the pipeline recorded in the model registry when it
+  registered the version (`check_registered_checksum`): the signature inside the archive proves
+  only that the archive agrees with itself, since whoever crafts an archive writes a matching
+  one; the registry's record is written by the pipeline alone;
 - the signature's schema: the dataset it was trained for is the one being deployed, and it names
   features and classes the way the serving container reads them;
 - the library versions the model was trained with against the serving image's (the container
@@ -30,6 +34,8 @@ from container.archive import ArchiveError, checked_members, open_archive
 from container.checksum import sha256_file, sha256_stream
 from container.errors import InputError
 from container.layout import MODEL_FILE, SIGNATURE_FILE
+from container.provenance import SHA256_PATTERN
+from modeldeploy.naming import MODEL_SHA256_METADATA_KEY
 
 _SIGNATURE_FIELDS = ("schema", "model_file", "model_sha256")
 # The signature is read whole into memory; real ones are a few hundred KB (baseline statistics).
@@ -92,6 +98,40 @@ def verify_archive(path: Path, source: str) -> VerifiedArtifact:
             file=source,
         )
     return VerifiedArtifact(archive_sha256, model_sha256, signature)
+
+
+def check_registered_checksum(
+    model_sha256: str, recorded: str | None, dataset: str, version: int, source: str
+) -> None:
+    """Refuse a model file other than the one the pipeline registered as `version`.
+
+    A version without a recorded checksum (registered before the pipeline recorded them, or by
+    hand) is refused too: nothing outside the archive vouches for its model file, and accepting
+    it would let a crafted archive through under an old version. Running the pipeline again
+    registers the model anew, with its checksum.
+    """
+    if recorded is None:
+        raise ArtifactError(
+            f"version {version} has no '{MODEL_SHA256_METADATA_KEY}' in the model registry, so "
+            "its model file cannot be verified (it was registered before the pipeline recorded "
+            "model checksums, or not by the pipeline); run the pipeline again to register the "
+            "model with its checksum, then approve the new version",
+            dataset=dataset,
+        )
+    if not SHA256_PATTERN.fullmatch(recorded):
+        raise ArtifactError(
+            f"version {version} records '{MODEL_SHA256_METADATA_KEY}' as {recorded[:80]!r}, "
+            "which is not a sha256 digest; its model file cannot be verified",
+            dataset=dataset,
+        )
+    if model_sha256 != recorded:
+        raise ArtifactError(
+            f"version {version}: the model file in the artifact has sha256 {model_sha256[:12]}... "
+            f"but the pipeline registered {recorded[:12]}...; the artifact was changed after "
+            "registration and is not deployed",
+            dataset=dataset,
+            file=source,
+        )
 
 
 def _read(tar: Any, member: Any, source: str) -> bytes:

@@ -16,7 +16,7 @@ from modeldeploy.interfaces import (
     RegistryError,
     StorageError,
 )
-from modeldeploy.naming import split_s3_uri
+from modeldeploy.naming import MODEL_SHA256_METADATA_KEY, split_s3_uri
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _CHUNK = 1 << 20
@@ -180,3 +180,11 @@ class SageMakerRegistry:
             )
         except (ClientError, BotoCoreError) as error:
             raise RegistryError(f"cannot reject model package {arn}: {error}") from None
+
+    def recorded_model_sha256(self, arn: str) -> str | None:
+        try:
+            description = self.client.describe_model_package(ModelPackageName=arn)
+        except (ClientError, BotoCoreError) as error:
+            raise RegistryError(f"cannot describe model package {arn}: {error}") from None
+        metadata = description.get("CustomerMetadataProperties") or {}
+        return metadata.get(MODEL_SHA256_METADATA_KEY)

@@ -8,9 +8,12 @@ in through `modeldeploy.interfaces`. For each dataset of a stage:
    gate, so prod gets exactly what dev smoke-tested).
 2. Copy its artifact to a new versioned key under the stage's multi-model prefix, after checking
    what can be known before serving it (`modeldeploy.artifacts`: a readable archive within the
-   size limits, its model checksum, a schema for this dataset, the serving image's library
-   versions), and read the copy back to verify its sha256. An artifact the container would
-   refuse never gets a route.
+   size limits, its model file against the sha256 the pipeline recorded in the registry when it
+   registered the version, a schema for this dataset, the serving image's library versions),
+   and read the copy back to verify its sha256. The key carries the model file's sha256
+   (`naming.target_model`), which the serving container checks before it unpickles the model
+   (`container.provenance`). An artifact the container would refuse never gets a route, and a
+   route whose key does not carry its checksum (deployed before keys did) is placed again.
 3. Switch the routing table once for the whole run: write the new revision, then replace the
    live table in one atomic put (the swap). Every target placed is marked as awaiting its smoke
    test.
@@ -49,8 +52,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from container.errors import InputError
+from container.provenance import routed_model_sha256
 from modeldeploy import naming
-from modeldeploy.artifacts import ServingVersions, check_servable, verify_archive
+from modeldeploy.artifacts import (
+    ServingVersions,
+    check_registered_checksum,
+    check_servable,
+    verify_archive,
+)
 from modeldeploy.interfaces import ModelPackageRef, ModelRegistry, NoSuchObject, Storage
 from modeldeploy.routing import Route, RoutingTable, RoutingTableError
 
@@ -470,6 +479,7 @@ class Deployer:
             if (
                 current is not None
                 and current.model_package_arn == package.arn
+                and _verifiable(current)
                 and self.storage.exists(current.model_data_url)
             ):
                 if current.canary is not None:
@@ -528,6 +538,7 @@ class Deployer:
         if (
             canary is not None
             and canary.model_package_arn == package.arn
+            and _verifiable(canary)
             and self.storage.exists(canary.model_data_url)
         ):
             return Change(
@@ -569,7 +580,14 @@ class Deployer:
             check_servable(
                 verified.signature, dataset, package.model_data_url, self.serving_versions
             )
-            target = naming.target_model(dataset, package.version, verified.sha256)
+            check_registered_checksum(
+                verified.model_sha256,
+                self.registry.recorded_model_sha256(package.arn),
+                dataset,
+                package.version,
+                package.model_data_url,
+            )
+            target = naming.target_model(dataset, package.version, verified.model_sha256)
             uri = naming.s3_uri(self.bucket, naming.artifact_key(stage, target))
             existing = self.storage.sha256(uri)
             if existing is None:
@@ -625,3 +643,9 @@ class Deployer:
             self.storage.delete(uri)
             log.info("stage %s: dataset %s: deleted unreferenced %s", stage, dataset, uri)
         return deleted
+
+
+def _verifiable(route: Route) -> bool:
+    """Whether the serving container can verify the route's model: its key carries the model
+    file's sha256 (routes placed before keys did must be placed again)."""
+    return routed_model_sha256(route.target_model) == route.model_sha256

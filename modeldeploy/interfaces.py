@@ -75,3 +75,8 @@ class ModelRegistry(Protocol):
     def reject(self, arn: str, reason: str) -> None:
         """Set the version Rejected with the reason as its approval description."""
         ...
+
+    def recorded_model_sha256(self, arn: str) -> str | None:
+        """The model file's sha256 the pipeline recorded when it registered the version (its
+        CustomerMetadataProperties, `naming.MODEL_SHA256_METADATA_KEY`); None if it has none."""
+        ...

@@ -126,6 +126,16 @@ class LocalRegistry:
         except LocalRegistryError as error:
             raise RegistryError(f"cannot reject {arn}: {error}") from None
 
+    def recorded_model_sha256(self, arn: str) -> str | None:
+        match = _ARN.search(arn)
+        if match is None:
+            raise RegistryError(f"'{arn}' is not a model package ARN")
+        try:
+            package = self.registry.get(match["group"], int(match["version"]))
+        except LocalRegistryError as error:
+            raise RegistryError(f"cannot look up {arn}: {error}") from None
+        return package.customer_metadata.get(naming.MODEL_SHA256_METADATA_KEY)
+
 
 # How long a command that invoked the endpoint waits, on exit, for its last records.
 EXIT_DRAIN_SECONDS = 5.0

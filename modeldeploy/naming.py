@@ -5,16 +5,18 @@ Names shared with the build side (project, bucket, model package group) come fro
 
 Scheme (project `mlops`, stage `dev`, dataset `breast-cancer`, package version 3):
     multi-model prefix   s3://<bucket>/dev/models/            (the MME model's ModelDataUrl)
-    artifact             s3://<bucket>/dev/models/breast-cancer/3-<sha256[:12]>.tar.gz
-    target model         breast-cancer/3-<sha256[:12]>.tar.gz   (relative to the prefix)
+    artifact             s3://<bucket>/dev/models/breast-cancer/3-<model sha256>.tar.gz
+    target model         breast-cancer/3-<model sha256>.tar.gz   (relative to the prefix)
     routing table        s3://<bucket>/dev/routing/live.json      (outside the model prefix)
     table revisions      s3://<bucket>/dev/routing/revisions/<n>.json
     endpoint             mlops-dev
     endpoint stack       sagemaker-mlops-deploy-dev
     inference log        mlops-dev-inference-log                  (DynamoDB, per stage)
 
-A version key carries the artifact's checksum as well as the package version, so different bytes
-never reuse a key: SageMaker may keep serving an overwritten key from its cache.
+A version key carries the full sha256 of the model file (the one the pipeline recorded in the
+registry, checked by the deploy) as well as the package version: a different model never reuses a
+key (SageMaker may keep serving an overwritten key from its cache), and the serving container
+checks the model file against the key before it unpickles it (`container.provenance`).
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ import re
 from typing import Final
 
 from container.errors import InputError
+from container.provenance import SHA256_PATTERN, routed_file_name
 from modelbuild.naming import (
     DEFAULT_PROJECT_NAME,
     LOCAL_ACCOUNT,
+    MODEL_SHA256_METADATA_KEY,
     check_bucket,
     check_project_name,
     local_bucket,
@@ -37,6 +41,7 @@ from modelbuild.naming import (
 __all__ = [
     "DEFAULT_PROJECT_NAME",
     "LOCAL_ACCOUNT",
+    "MODEL_SHA256_METADATA_KEY",
     "STAGES",
     "artifact_key",
     "check_stage",
@@ -65,8 +70,6 @@ MODELS_FOLDER: Final = "models"
 ROUTING_FOLDER: Final = "routing"
 ROUTING_LIVE_FILE: Final = "live.json"
 ROUTING_REVISIONS_FOLDER: Final = "revisions"
-ARTIFACT_SUFFIX: Final = ".tar.gz"
-CHECKSUM_PREFIX_LENGTH: Final = 12
 # The production variant the endpoint stack creates and the autoscaling target names.
 VARIANT_NAME: Final = "AllTraffic"
 
@@ -85,14 +88,16 @@ def model_prefix_uri(bucket: str, stage: str) -> str:
     return s3_uri(check_bucket(bucket), f"{check_stage(stage)}/{MODELS_FOLDER}/")
 
 
-def target_model(dataset: str, package_version: int, sha256: str) -> str:
-    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
-        raise InputError(f"'{sha256}' is not a hex sha256 digest", dataset=dataset)
+def target_model(dataset: str, package_version: int, model_sha256: str) -> str:
+    """`<dataset>/<version>-<model file sha256>.tar.gz`: the serving side reads the digest back
+    (`container.provenance.routed_model_sha256`) and loads only a model file that has it."""
+    if not SHA256_PATTERN.fullmatch(model_sha256):
+        raise InputError(f"'{model_sha256}' is not a hex sha256 digest", dataset=dataset)
     if package_version < 1:
         raise InputError(
             f"model package version {package_version} is not positive", dataset=dataset
         )
-    return f"{dataset}/{package_version}-{sha256[:CHECKSUM_PREFIX_LENGTH]}{ARTIFACT_SUFFIX}"
+    return f"{dataset}/{routed_file_name(package_version, model_sha256)}"
 
 
 def artifact_key(stage: str, target: str) -> str:

@@ -5,8 +5,8 @@ Lambda ships this module and nothing heavier. One JSON document per stage:
 
     {"format": 1, "stage": "dev", "revision": 7, "updated_at": "2026-11-22T18:00:00+00:00",
      "datasets": {"breast-cancer": {
-         "target_model": "breast-cancer/3-1a2b3c4d5e6f.tar.gz",
-         "model_data_url": "s3://<bucket>/dev/models/breast-cancer/3-1a2b3c4d5e6f.tar.gz",
+         "target_model": "breast-cancer/3-<model_sha256>.tar.gz",
+         "model_data_url": "s3://<bucket>/dev/models/breast-cancer/3-<model_sha256>.tar.gz",
          "model_package_arn": "arn:aws:sagemaker:...:model-package/mlops-breast-cancer/3",
          "model_package_version": 3,
          "sha256": "<sha256 of the model.tar.gz>",
@@ -18,6 +18,9 @@ Lambda ships this module and nothing heavier. One JSON document per stage:
          "canary_weight": 0.1,                                 optional, with canary
          "awaiting_smoke_test": true}}}                        optional, on any target
 
+The target model's name carries the full model_sha256, the checksum the pipeline recorded in
+the registry and the deploy checked: the serving container compares the model file with it
+before unpickling (`container.provenance`), so what the table routes is what gets loaded.
 `previous` names the artifact kept for rollback; it only ever names a still-approved package.
 `canary` (per-model canary, `modeldeploy.canary`) names a newly approved version served next to
 the live one for a `canary_weight` share (0 < w < 1) of the dataset's requests until it is

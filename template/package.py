@@ -12,7 +12,7 @@ Each seed zip holds what its repository needs to run on its own, and nothing els
     modeldeploy  modeldeploy/ (deploy logic, endpoint stack, invoker, stage configs),
                  buildspecs/modeldeploy.yml and operations.yml, the few build-side modules
                  it imports (modelbuild/naming.py, container/archive.py, checksum.py, errors.py,
-                 layout.py),
+                 layout.py, provenance.py),
                  pyproject.toml, README.md, and the tests that need nothing outside those
 
 No caches, virtual environments or local state: only the files named below, with __pycache__
@@ -89,6 +89,7 @@ SEEDS = (
             "container/checksum.py",
             "container/errors.py",
             "container/layout.py",
+            "container/provenance.py",
             *COMMON_FILES,
         ),
         entry_points=(

@@ -11,9 +11,11 @@ from __future__ import annotations
 import atexit
 import functools
 import io
+import json
 import shutil
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -77,12 +79,41 @@ def corrupt_copy(archive: Path, destination: Path) -> Path:
     return destination
 
 
+# `register(..., model_sha256=FROM_SIGNATURE)`: record what the pipeline's register step records,
+# the model checksum in the archive's signature.json.
+FROM_SIGNATURE = "from-signature"
+
+
+def signature_sha256(archive: Path) -> str | None:
+    """The model_sha256 the archive's signature.json carries; None if it cannot be read."""
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            stream = tar.extractfile(SIGNATURE_FILE)
+            return str(json.loads(stream.read())["model_sha256"])  # type: ignore[union-attr]
+    except (tarfile.TarError, OSError, EOFError, KeyError, ValueError, zlib.error):
+        return None
+
+
+def _metadata(archive: Path, model_sha256: str | None) -> dict[str, str]:
+    """The version's CustomerMetadataProperties, as the pipeline's register step writes them."""
+    if model_sha256 == FROM_SIGNATURE:
+        model_sha256 = signature_sha256(archive)
+    return {} if model_sha256 is None else {naming.MODEL_SHA256_METADATA_KEY: model_sha256}
+
+
 class Backend(Protocol):
     deployer: Deployer
     storage: Storage
     bucket: str
 
-    def register(self, dataset: str, artifact: Path, status: str = "Approved") -> int: ...
+    def register(
+        self,
+        dataset: str,
+        artifact: Path,
+        status: str = "Approved",
+        *,
+        model_sha256: str | None = FROM_SIGNATURE,
+    ) -> int: ...
 
     def set_status(self, dataset: str, version: int, status: str) -> None: ...
 
@@ -97,11 +128,23 @@ class LocalBackend:
     bucket: str
     registry: Any
 
-    def register(self, dataset: str, artifact: Path, status: str = "Approved") -> int:
+    def register(
+        self,
+        dataset: str,
+        artifact: Path,
+        status: str = "Approved",
+        *,
+        model_sha256: str | None = FROM_SIGNATURE,
+    ) -> int:
         group = naming.model_package_group_name(PROJECT, dataset)
         uri = f"s3://{self.bucket}/pipelines/{dataset}/{len(self.objects())}/model.tar.gz"
         self.storage.upload(artifact, uri)
-        return self.registry.register(group, uri, approval_status=status).version
+        return self.registry.register(
+            group,
+            uri,
+            approval_status=status,
+            customer_metadata=_metadata(artifact, model_sha256),
+        ).version
 
     def set_status(self, dataset: str, version: int, status: str) -> None:
         self.registry.update_approval(
@@ -140,7 +183,14 @@ class AwsBackend:
     sagemaker: Any
     arns: dict[tuple[str, int], str] = field(default_factory=dict)
 
-    def register(self, dataset: str, artifact: Path, status: str = "Approved") -> int:
+    def register(
+        self,
+        dataset: str,
+        artifact: Path,
+        status: str = "Approved",
+        *,
+        model_sha256: str | None = FROM_SIGNATURE,
+    ) -> int:
         group = naming.model_package_group_name(PROJECT, dataset)
         existing = {
             g["ModelPackageGroupName"]
@@ -150,6 +200,7 @@ class AwsBackend:
             self.sagemaker.create_model_package_group(ModelPackageGroupName=group)
         key = f"pipelines/{dataset}/{len(self.objects())}/model.tar.gz"
         self.s3.upload_file(str(artifact), self.bucket, key)
+        metadata = _metadata(artifact, model_sha256)
         arn = self.sagemaker.create_model_package(
             ModelPackageGroupName=group,
             ModelApprovalStatus=status,
@@ -163,6 +214,8 @@ class AwsBackend:
                 "SupportedContentTypes": ["text/csv", "application/json"],
                 "SupportedResponseMIMETypes": ["application/json"],
             },
+            # CreateModelPackage refuses an empty map (CustomerMetadataMap has min 1).
+            **({"CustomerMetadataProperties": metadata} if metadata else {}),
         )["ModelPackageArn"]
         version = int(arn.rsplit("/", 1)[1])
         self.arns[dataset, version] = arn

@@ -197,11 +197,18 @@ def _add_tags(p: Mapping[str, Any], state: State) -> list[Request]:
 
 
 def _update_model_package(p: Mapping[str, Any], state: State) -> list[Request]:
-    context = (
+    context: dict[str, Any] = (
         {"sagemaker:ModelApprovalStatus": p["ModelApprovalStatus"]}
         if "ModelApprovalStatus" in p
         else {}
     )
+    # The model checksum lives in the metadata: a change to it is a condition key of its own.
+    for key, value in p.get("CustomerMetadataProperties", {}).items():
+        context[f"sagemaker:CustomerMetadataProperties/{key}"] = str(value)
+    if p.get("CustomerMetadataPropertiesToRemove"):
+        context["sagemaker:CustomerMetadataPropertiesToRemove"] = list(
+            p["CustomerMetadataPropertiesToRemove"]
+        )
     arn = lowercase_sagemaker_arn(p["ModelPackageArn"])
     return [Request("sagemaker:UpdateModelPackage", arn, context)]
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import pickle
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from container.artifact import load_artifact, load_model_dir, pack
+from container.artifact import NotTheRoutedModel, load_artifact, load_model_dir, pack
 from container.checksum import sha256_file
 from container.errors import InputError
 from container.layout import ARTIFACT_FILE, MODEL_FILE, SIGNATURE_FILE
@@ -63,6 +65,38 @@ def test_a_tampered_model_file_is_refused_before_unpickling(model_dir: Path) -> 
         stream.write(b"tampered")
     with pytest.raises(InputError, match="checksum does not match"):
         load_model_dir(model_dir)
+
+
+class _CreatesMarker:
+    """Unpickling it calls open(marker, "w"): the marker appears only if it is unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        return (open, (self.marker, "w"))
+
+
+def test_a_self_consistent_model_file_other_than_the_routed_one_is_never_unpickled(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """The signature's checksum is rewritten to match the crafted pickle: only the sha256 the
+    deploy routed (`expected_sha256`) tells it apart, and it is refused before joblib runs."""
+    routed = sha256_file(model_dir / MODEL_FILE)
+    marker = tmp_path / "unpickled"
+    (model_dir / MODEL_FILE).write_bytes(pickle.dumps(_CreatesMarker(marker)))
+    path = model_dir / SIGNATURE_FILE
+    signature = json.loads(path.read_text())
+    signature["model_sha256"] = sha256_file(model_dir / MODEL_FILE)
+    path.write_text(json.dumps(signature))
+
+    with pytest.raises(NotTheRoutedModel, match=f"not the {routed[:12]}") as refused:
+        load_model_dir(model_dir, expected_sha256=routed)
+    assert str(tmp_path) not in str(refused.value)
+    assert not marker.exists()
+    # Without the routed checksum the archive's own agreement is all there is: it would run.
+    load_model_dir(model_dir).estimator.close()  # the file the pickle opened
+    assert marker.exists()
 
 
 def test_other_library_versions_are_refused(model_dir: Path) -> None:

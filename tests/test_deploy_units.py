@@ -43,7 +43,7 @@ def route(version: int = 3) -> Route:
 
 def test_names_follow_the_prefix_contract() -> None:
     assert naming.model_prefix_uri("bkt", "dev") == "s3://bkt/dev/models/"
-    assert naming.target_model("iris", 3, SHA) == "iris/3-aaaaaaaaaaaa.tar.gz"
+    assert naming.target_model("iris", 3, SHA) == f"iris/3-{SHA}.tar.gz"
     assert naming.routing_table_uri("bkt", "prod") == "s3://bkt/prod/routing/live.json"
     # The routing table lives outside the multi-model prefix: it can never be a TargetModel.
     assert not naming.routing_table_uri("bkt", "dev").startswith(

@@ -33,7 +33,7 @@ from modeldeploy.invoker import request_event
 from modeldeploy.local import endpoint_state_path, local_inference_log, on_model_package_event
 from modeldeploy.smoke import example_record
 from tests.artifact_faults import not_a_model
-from tests.deploy_support import PROJECT, artifacts, local_backend
+from tests.deploy_support import PROJECT, artifacts, local_backend, signature_sha256
 from tests.serving_support import breast_cancer_frame, train_artifact
 
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
@@ -205,7 +205,9 @@ def test_approval_deploys_dev_and_smoke_tests_it(home: Path, running: LocalEndpo
     uri = f"s3://{backend.bucket}/pipelines/breast-cancer/approval/model.tar.gz"
     backend.storage.upload(artifacts()["cancer-1"], uri)
 
-    package = registry.register(f"{PROJECT}-breast-cancer", uri)
+    # As the pipeline's register step records it: the model checksum the deploy verifies.
+    metadata = {naming.MODEL_SHA256_METADATA_KEY: signature_sha256(artifacts()["cancer-1"]) or ""}
+    package = registry.register(f"{PROJECT}-breast-cancer", uri, customer_metadata=metadata)
     assert outcomes == [None]  # PendingManualApproval: the rule ignores it
     registry.update_approval(package.group_name, package.version, "Approved")
 

@@ -29,7 +29,7 @@ import local.loopback
 from local.endpoint import LocalEndpoint, local_invoker, runtime_client
 from local.invoker_http import InvokerHTTPServer
 from modeldeploy import naming
-from tests.deploy_support import PROJECT, artifacts, local_backend
+from tests.deploy_support import PROJECT, artifacts, local_backend, signature_sha256
 
 IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
 ENDPOINT = f"{PROJECT}-dev"
@@ -200,16 +200,17 @@ def test_a_load_failure_names_the_model_not_the_cache(
     from tests.artifact_faults import not_a_model
 
     backend = local_backend(home)
-    key = naming.artifact_key("dev", "iris/99-broken.tar.gz")
-    backend.storage.upload(
-        not_a_model(artifacts()["iris"], tmp_path / "b.tar.gz"), f"s3://{backend.bucket}/{key}"
-    )
+    broken = not_a_model(artifacts()["iris"], tmp_path / "b.tar.gz")
+    # Named as the deploy names it (the model file's sha256), so the load gets as far as it can.
+    target = naming.target_model("iris", 99, signature_sha256(broken) or "")
+    key = naming.artifact_key("dev", target)
+    backend.storage.upload(broken, f"s3://{backend.bucket}/{key}")
 
-    status, (headers, body) = invoke(running.url, "iris/99-broken.tar.gz")
+    status, (headers, body) = invoke(running.url, target)
 
     assert status == 424 and headers["x-amzn-errortype"] == "ModelError"
     assert "no predict_proba" in body["OriginalMessage"]
-    assert f"{ENDPOINT}/iris/99-broken.tar.gz" in body["OriginalMessage"]
+    assert f"{ENDPOINT}/{target}" in body["OriginalMessage"]
     assert not any(path in json.dumps(body) for path in server_paths(home))
 
 

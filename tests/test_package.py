@@ -95,6 +95,7 @@ def test_modeldeploy_zip_holds_only_what_modeldeploy_imports(built: packaging.Pa
         "container/checksum.py",
         "container/errors.py",
         "container/layout.py",
+        "container/provenance.py",
     }
     assert not any(
         f.startswith(("local/", "template/", "buildspecs/model")) and "deploy" not in f

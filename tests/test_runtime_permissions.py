@@ -275,9 +275,12 @@ def _register(project: Project, dataset: str, artifact: Path, job: str) -> str:
         sagemaker.create_model_package_group(ModelPackageGroupName=_group(dataset))
     key = f"{build_naming.tuning_output_prefix(dataset)}/{job}/output/model.tar.gz"
     s3.upload_file(str(artifact), project.bucket, key)
+    # As the pipeline's register step records it: the model checksum the deploy verifies.
+    model_sha256 = verify_archive(artifact, str(artifact)).model_sha256
     return sagemaker.create_model_package(
         ModelPackageGroupName=_group(dataset),
         ModelApprovalStatus="Approved",
+        CustomerMetadataProperties={build_naming.MODEL_SHA256_METADATA_KEY: model_sha256},
         InferenceSpecification={
             "Containers": [
                 {"Image": project.image_uri, "ModelDataUrl": f"s3://{project.bucket}/{key}"}

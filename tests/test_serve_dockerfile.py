@@ -56,3 +56,21 @@ def test_docker_context_keeps_what_the_image_copies() -> None:
     for sources in copied:
         for source in sources.split():
             assert f"!{source}" in ignore, f"{source} is excluded from the build context"
+
+
+def _image_environment() -> dict[str, str]:
+    """The ENV instructions of the Dockerfile, as the container's process sees them."""
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    environment: dict[str, str] = {}
+    for line in re.findall(r"^ENV (.+)$", text, re.M):
+        environment.update(pair.split("=", 1) for pair in line.split())
+    return environment
+
+
+def test_the_image_listens_outside_and_verifies_what_it_unpickles() -> None:
+    from container.serving.config import parse_config
+
+    config = parse_config([], {**_image_environment(), "SAGEMAKER_MULTI_MODEL": "true"})
+    assert config.host == "0.0.0.0"
+    # Only a model file with the sha256 the target model names is ever unpickled.
+    assert config.verify_target_model

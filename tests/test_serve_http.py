@@ -182,6 +182,7 @@ def test_describe_reports_signature_and_version(server: Server, artifacts: dict[
     assert body["modelVersion"] == signature["model_sha256"]
     assert body["algorithm"] == "lightgbm" and body["classes"] == [0, 1, 2]
     assert body["features"] == signature["schema"]["features"]
+    assert body["predictPath"] == "numpy-preprocess+lightgbm-booster"  # chosen at load
     assert server.json("DELETE", "/models/described")[0] == 200
     assert server.json("GET", "/models/described")[0] == 404
 

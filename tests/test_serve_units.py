@@ -14,9 +14,15 @@ import numpy as np
 import pytest
 
 from container.errors import InputError
-from container.serving import memory
+from container.serving import heap, memory
+from container.serving.app import WorkerApp
 from container.serving.batching import INLINE_ROWS, MicroBatcher
-from container.serving.config import config_from_json, config_to_json, parse_config
+from container.serving.config import (
+    ServerConfig,
+    config_from_json,
+    config_to_json,
+    parse_config,
+)
 from container.serving.model import load_served_model
 from tests.serving_support import shared_artifacts
 
@@ -190,3 +196,46 @@ def test_a_damaged_artifact_is_refused_before_serving(tmp_path: Path, damage, me
     damage(directory)
     with pytest.raises(InputError, match=message):
         load_served_model("m", str(directory), directory)
+
+
+def _worker_holding(name: str, artifact: Path) -> tuple[WorkerApp, weakref.ref]:
+    app = WorkerApp(ServerConfig(), None)
+    model = load_served_model(name, "u", artifact)
+    app.models[name], app.batchers[name] = model, app._batcher(model)
+    return app, weakref.ref(model.estimator)
+
+
+def test_an_unload_frees_the_model_at_once_without_a_collection() -> None:
+    app, released = _worker_holding("m", shared_artifacts()["iris"])
+
+    async def unload() -> None:
+        gc.disable()
+        try:
+            app._apply_unload("m")
+            assert released() is None
+        finally:
+            gc.enable()
+
+    asyncio.run(unload())
+
+
+def test_a_model_a_cycle_keeps_alive_is_freed_after_its_unload(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(heap, "FORGET_AFTER_SECONDS", 0.01)
+    app, released = _worker_holding("m", shared_artifacts()["iris"])
+    estimator = released()
+    estimator.itself = estimator  # a cycle, as some future model's internals might hold
+    del estimator
+
+    async def unload() -> None:
+        app._apply_unload("m")
+        assert released() is not None  # frozen with the heap: no collection reaches it
+        await asyncio.sleep(0.2)
+        assert released() is None
+
+    gc.freeze()  # as the worker's heap is, after start-up and each load
+    try:
+        asyncio.run(unload())
+    finally:
+        gc.unfreeze()

@@ -8,5 +8,7 @@ answered, so each worker can serve every model and the platform's view stays con
 Modules: `config` (CLI flags and environment), `memory` (measuring and budgeting), `decode`
 (request body -> model input), `encode` (predictions -> response body), `model` (a loaded model
 and its predictor), `batching` (micro-batches per model), `control` (supervisor/worker messages),
-`app` (the worker's ASGI application), `worker` and `supervisor` (the two process kinds).
+`app` (the worker's ASGI application), `heap` (garbage collection kept off the request
+path), `worker` and `supervisor` (the two process kinds). The cheapest predict for each model
+is chosen at load by `container.fastpath`.
 """

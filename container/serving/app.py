@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -27,14 +28,16 @@ from urllib.parse import parse_qs, unquote
 import orjson
 
 from container.archive import error_reason
+from container.artifact import check_model_dir
 from container.errors import InputError
-from container.serving import encode
+from container.provenance import routed_model_sha256
+from container.serving import encode, heap
 from container.serving.batching import MicroBatcher
 from container.serving.config import ServerConfig
 from container.serving.control import Channel, ChannelClosed, RemoteError
 from container.serving.errors import HttpError, bad_request, model_not_found
 from container.serving.memory import process_rss, release_freed_memory
-from container.serving.model import ServedModel, load_served_model
+from container.serving.model import PendingModel, ServedModel, load_served_model
 
 log = logging.getLogger("container.serve")
 
@@ -51,7 +54,9 @@ _HEALTHY = orjson.dumps({"status": "Healthy"})
 class WorkerApp:
     def __init__(self, config: ServerConfig, control_socket: Any):
         self.config = config
-        self.models: dict[str, ServedModel] = {}
+        # PendingModel: held until an invocation names it (config.verify_target_model).
+        self.models: dict[str, ServedModel | PendingModel] = {}
+        self._verify_lock = asyncio.Lock()
         self.batchers: dict[str, MicroBatcher] = {}
         self.memory: dict[str, int] = {}
         self.default: ServedModel | None = None
@@ -125,6 +130,7 @@ class WorkerApp:
             if reply["ok"]:
                 self.default = reply.pop("model")
                 self._default_batcher = self._batcher(self.default)
+                heap.settle()
             else:
                 failure = f"cannot load the model for /invocations: {reply['message']}"
         for entry in message.get("models", []):
@@ -136,11 +142,13 @@ class WorkerApp:
             self._initialised.set_result(failure)
         return {"ok": failure is None, "message": failure}
 
-    async def _load(self, name: str, url: str, directory: str) -> dict[str, Any]:
+    async def _load(
+        self, name: str, url: str, directory: str, expected_sha256: str | None = None
+    ) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         try:
             model, grown = await loop.run_in_executor(
-                self._load_executor, _load_measured, name, url, Path(directory)
+                self._load_executor, _load_measured, name, url, Path(directory), expected_sha256
             )
         except MemoryError:
             return {"ok": False, "status": 507, "message": "out of memory while loading"}
@@ -157,21 +165,105 @@ class WorkerApp:
         return {"ok": True, "model": model, "memory": grown}
 
     async def _apply_load(self, name: str, url: str, directory: str) -> dict[str, Any]:
+        if self.config.verify_target_model:
+            return await self._hold(name, url, directory)
         reply = await self._load(name, url, directory)
         if reply["ok"]:
-            model = reply.pop("model")
-            self.models[name] = model
-            self.batchers[name] = self._batcher(model)
-            self.memory[name] = reply["memory"]
-            log.info("loaded model %s (%s) in %.1f ms", name, url, model.load_seconds * 1000)
+            self._install(name, reply.pop("model"), reply["memory"])
         return reply
 
+    def _install(self, name: str, model: ServedModel, memory: int) -> None:
+        self.models[name] = model
+        self.batchers[name] = self._batcher(model)
+        self.memory[name] = memory
+        heap.settle()
+        log.info(
+            "loaded model %s (%s) in %.1f ms; predicts through %s (%s)",
+            name,
+            model.url,
+            model.load_seconds * 1000,
+            model.path.name,
+            model.path.reason,
+        )
+
+    async def _hold(self, name: str, url: str, directory: str) -> dict[str, Any]:
+        """Check what needs no unpickling, and hold the model until an invocation names the
+        target model it must be (`_verified`): the name is the only thing that vouches for it."""
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._load_executor, check_model_dir, Path(directory))
+        except InputError as error:
+            return {"ok": False, "status": 422, "message": error.problem}
+        except OSError as error:
+            message = f"cannot read the artifact: {error_reason(error)}"
+            return {"ok": False, "status": 422, "message": message}
+        self.models[name] = PendingModel(name, url, Path(directory))
+        return {"ok": True, "memory": 0}
+
+    async def _verified(
+        self, name: str, model: ServedModel | PendingModel, target: bytes | None
+    ) -> ServedModel:
+        """The model, if it is the one the invocation's target model names (its sha256, carried
+        in the name: `container.provenance`); a held model is loaded here, and only if its model
+        file has that sha256. Otherwise an HttpError naming the model, never a file."""
+        target_model = target.decode("latin-1") if target else None
+        expected = routed_model_sha256(target_model)
+        if expected is None:
+            raise HttpError(
+                400,
+                "BadRequest",
+                f"model {name} is served only to invocations whose target model names its model "
+                f"file's sha256 (<version>-<sha256>.tar.gz, as the deploy routes it); got "
+                f"{(target_model or '(none)')[:200]!r}",
+            )
+        current: ServedModel | PendingModel | None = model
+        if isinstance(current, PendingModel):
+            # One load per model: the invocations that waited find it loaded (or still held,
+            # when the load before theirs was refused, and try with their own name).
+            async with self._verify_lock:
+                current = self.models.get(name)
+                if isinstance(current, PendingModel):
+                    reply = await self._load(name, current.url, str(current.directory), expected)
+                    if not reply["ok"]:
+                        kind = {507: "InsufficientMemory", 422: "InvalidModelException"}
+                        raise HttpError(
+                            reply["status"],
+                            kind.get(reply["status"], "ModelLoadError"),
+                            f"cannot load model {name}: {reply['message']}",
+                        )
+                    if self.models.get(name) is not current:  # unloaded while it loaded
+                        raise model_not_found(name)
+                    self._install(name, reply["model"], reply["memory"])
+                    return reply["model"]
+        if current is None:
+            raise model_not_found(name)
+        if current.version != expected:
+            raise HttpError(
+                422,
+                "InvalidModelException",
+                f"model {name} has model sha256 {current.version[:12]}..., not the "
+                f"{expected[:12]}... its target model names",
+            )
+        return current
+
     def _apply_unload(self, name: str) -> None:
-        self.models.pop(name, None)
+        model = self.models.pop(name, None)
         self.batchers.pop(name, None)
         self.memory.pop(name, None)
+        if isinstance(model, ServedModel):
+            released = weakref.ref(model.estimator)
+            del model
+            if released() is not None:
+                # Requests in flight still hold it; look again once they must have finished.
+                asyncio.get_running_loop().call_later(
+                    heap.FORGET_AFTER_SECONDS, self._forget, released
+                )
         release_freed_memory()
         log.info("unloaded model %s", name)
+
+    def _forget(self, released: weakref.ref[Any]) -> None:
+        heap.forget(released)
+        release_freed_memory()
 
     def _batcher(self, model: ServedModel) -> MicroBatcher:
         return MicroBatcher(
@@ -238,6 +330,9 @@ class WorkerApp:
                 model = self.models.get(name)
                 if model is None:
                     raise model_not_found(name)
+                if self.config.verify_target_model:
+                    model = await self._verified(name, model, headers.get(TARGET_MODEL))
+                assert isinstance(model, ServedModel)
                 return await self._invoke(model, self.batchers[name], receive, headers)
             name = unquote(rest)
             if method == "GET":
@@ -368,9 +463,11 @@ class WorkerApp:
         return reply["status"], orjson.dumps(reply["body"]), JSON_TYPE
 
 
-def _load_measured(name: str, url: str, directory: Path) -> tuple[ServedModel, int]:
+def _load_measured(
+    name: str, url: str, directory: Path, expected_sha256: str | None
+) -> tuple[ServedModel, int]:
     before = process_rss(os.getpid())
-    model = load_served_model(name, url, directory)
+    model = load_served_model(name, url, directory, expected_sha256)
     return model, max(process_rss(os.getpid()) - before, 0)
 
 

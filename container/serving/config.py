@@ -30,6 +30,9 @@ DEFAULT_BUDGET_FRACTION = 0.9
 # MME_BIND_HOST=0.0.0.0, since SageMaker reaches the container from outside it.
 DEFAULT_HOST = "127.0.0.1"
 BIND_HOST_ENV = "MME_BIND_HOST"
+# "true": load a model only once an invocation's target model names its sha256, and only if the
+# model file has it (`container.provenance`). The local endpoint and the image set it.
+VERIFY_TARGET_MODEL_ENV = "MME_VERIFY_TARGET_MODEL"
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,9 @@ class ServerConfig:
     # The single-model artifact directory (SageMaker extracts model.tar.gz to /opt/ml/model).
     model_dir: Path | None = None
     log_level: str = "info"
+    # Models from POST /models are unpickled on their first invocation, once the model file
+    # matches the sha256 its X-Amzn-SageMaker-Target-Model names (see VERIFY_TARGET_MODEL_ENV).
+    verify_target_model: bool = False
 
 
 def available_cores() -> int:
@@ -137,6 +143,13 @@ def parse_config(argv: list[str], env: Mapping[str, str] | None = None) -> Serve
         "SAGEMAKER_MULTI_MODEL=true)",
     )
     parser.add_argument("--log-level", default=env.get("MME_LOG_LEVEL", "info").lower())
+    parser.add_argument(
+        "--verify-target-model",
+        action=argparse.BooleanOptionalAction,
+        default=env.get(VERIFY_TARGET_MODEL_ENV, "").strip().lower() == "true",
+        help="unpickle a model only on an invocation whose target model names the model file's "
+        f"sha256, and only if the file has it (default: ${VERIFY_TARGET_MODEL_ENV} == true)",
+    )
     args = parser.parse_args(argv)
 
     model_dir = args.model_dir
@@ -156,6 +169,7 @@ def parse_config(argv: list[str], env: Mapping[str, str] | None = None) -> Serve
         multi_model=multi_model,
         model_dir=model_dir,
         log_level=args.log_level,
+        verify_target_model=args.verify_target_model,
     )
 
 

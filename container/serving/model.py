@@ -1,8 +1,9 @@
 """A loaded model as the server holds it: the verified estimator, its decoder and its labels.
 
 Loading goes through `container.artifact.load_model_dir`, which checks the signature, the sha256
-of the model file and the library versions before anything is unpickled. Then one warm-up
-prediction on a training-like row proves the estimator answers with one probability per class,
+of the model file and the library versions before anything is unpickled. Then
+`container.fastpath.choose_path` picks the cheapest predict proved equal to the Pipeline's, and
+one warm-up prediction on a training-like row proves it answers with one probability per class,
 and pays its lazy initialisation before the first real request does.
 """
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from container.artifact import load_model_dir
 from container.errors import InputError
+from container.fastpath import PredictPath, choose_path
 from container.schema import Schema
 from container.serving.decode import InputDecoder
 
@@ -31,6 +33,7 @@ class ServedModel:
     decoder: InputDecoder
     labels: list[Any]  # in predict_proba column order
     keys: list[str]  # the labels as JSON object keys
+    path: PredictPath
     load_seconds: float
     loaded_at: float = field(default_factory=time.time)
 
@@ -39,7 +42,7 @@ class ServedModel:
         return self.signature["model_sha256"]
 
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
-        return self.estimator.predict_proba(matrix)
+        return self.path.predict_proba(matrix)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -52,7 +55,22 @@ class ServedModel:
             "classes": self.labels,
             "loadedAt": self.loaded_at,
             "loadMillis": round(self.load_seconds * 1000.0, 3),
+            "predictPath": self.path.name,
         }
+
+
+@dataclass(frozen=True)
+class PendingModel:
+    """A model registered by `POST /models` whose checks that need no unpickling passed, held
+    until an invocation names the target model it must be (`--verify-target-model`): only then
+    is its model file compared with that name's sha256 and loaded (`container.provenance`)."""
+
+    name: str
+    url: str
+    directory: Path
+
+    def describe(self) -> dict[str, Any]:
+        return {"modelName": self.name, "modelUrl": self.url, "status": "verified on first invoke"}
 
 
 def _column_labels(estimator: Any, schema: Schema, artifact: Path) -> list[Any]:
@@ -88,10 +106,13 @@ def _warm_up_row(schema: Schema, signature: dict[str, Any]) -> list[Any]:
     return row
 
 
-def load_served_model(name: str, url: str, artifact_dir: Path) -> ServedModel:
-    """Load and check one artifact; every problem is an InputError naming it."""
+def load_served_model(
+    name: str, url: str, artifact_dir: Path, expected_sha256: str | None = None
+) -> ServedModel:
+    """Load and check one artifact; every problem is an InputError naming it. With
+    `expected_sha256`, a model file with other bytes is refused before it is unpickled."""
     started = time.perf_counter()
-    loaded = load_model_dir(artifact_dir)
+    loaded = load_model_dir(artifact_dir, expected_sha256=expected_sha256)
     try:
         schema = loaded.schema
     except (KeyError, TypeError, ValueError) as error:
@@ -103,6 +124,13 @@ def load_served_model(name: str, url: str, artifact_dir: Path) -> ServedModel:
         raise InputError("the model has no predict_proba", file=artifact_dir)
     labels = _column_labels(estimator, schema, artifact_dir)
     decoder = InputDecoder(schema)
+    try:
+        path = choose_path(estimator, schema, loaded.signature.get("baseline"))
+    except Exception as error:  # the proof rows are typical inputs: failing them is broken
+        raise InputError(
+            f"the model fails to predict rows built from its baseline: {error!r}",
+            file=artifact_dir,
+        ) from None
     model = ServedModel(
         name=name,
         url=url,
@@ -112,6 +140,7 @@ def load_served_model(name: str, url: str, artifact_dir: Path) -> ServedModel:
         decoder=decoder,
         labels=labels,
         keys=[str(label) for label in labels],
+        path=path,
         load_seconds=0.0,
     )
     try:

@@ -16,6 +16,7 @@ import uvicorn
 # Every estimator class an artifact can hold, imported before serving: the first load then
 # costs milliseconds instead of the seconds of importing scikit-learn, XGBoost and LightGBM.
 import container.families  # noqa: F401
+from container.serving import heap
 from container.serving.app import WorkerApp
 from container.serving.config import config_from_json
 
@@ -62,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
         server.should_exit = True
 
     app.on_supervisor_lost = stop
+    # Everything imported so far lives as long as the process: keep collections from walking it.
+    heap.start()
     server.run(sockets=[listener])
 
 
