@@ -23,6 +23,7 @@ from rich.table import Table
 from container.errors import InputError
 from local.home import DEFAULT_HOME, LocalHome
 from local.report_cli import report
+from local.trials_cli import trials
 from modelbuild import naming
 from modelbuild.cli import pipeline
 from modeldeploy.cli import endpoint
@@ -877,6 +878,7 @@ main.add_command(endpoint)
 main.add_command(template)
 main.add_command(aws)
 main.add_command(report)
+main.add_command(trials)
 
 
 if __name__ == "__main__":
