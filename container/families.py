@@ -145,32 +145,25 @@ def _max_features(value: str) -> str | float:
     return value if value == "sqrt" else float(value)
 
 
-def _random_forest(p: dict[str, Any], seed: int) -> BaseEstimator:
-    return RandomForestClassifier(
-        n_estimators=p["n_estimators"],
-        max_depth=p["max_depth"],
-        min_samples_split=p["min_samples_split"],
-        min_samples_leaf=p["min_samples_leaf"],
-        max_features=_max_features(p["max_features"]),
-        criterion=p["criterion"],
-        class_weight=_optional(p["class_weight"]),
-        n_jobs=ESTIMATOR_THREADS,
-        random_state=seed,
-    )
+def _forest(
+    kind: type[RandomForestClassifier | ExtraTreesClassifier],
+) -> Callable[[dict[str, Any], int], BaseEstimator]:
+    """Random forest and extra-trees take the same hyperparameters; they differ in the trees."""
 
+    def build(p: dict[str, Any], seed: int) -> BaseEstimator:
+        return kind(
+            n_estimators=p["n_estimators"],
+            max_depth=p["max_depth"],
+            min_samples_split=p["min_samples_split"],
+            min_samples_leaf=p["min_samples_leaf"],
+            max_features=_max_features(p["max_features"]),
+            criterion=p["criterion"],
+            class_weight=_optional(p["class_weight"]),
+            n_jobs=ESTIMATOR_THREADS,
+            random_state=seed,
+        )
 
-def _extra_trees(p: dict[str, Any], seed: int) -> BaseEstimator:
-    return ExtraTreesClassifier(
-        n_estimators=p["n_estimators"],
-        max_depth=p["max_depth"],
-        min_samples_split=p["min_samples_split"],
-        min_samples_leaf=p["min_samples_leaf"],
-        max_features=_max_features(p["max_features"]),
-        criterion=p["criterion"],
-        class_weight=_optional(p["class_weight"]),
-        n_jobs=ESTIMATOR_THREADS,
-        random_state=seed,
-    )
+    return build
 
 
 def _hist_gradient_boosting(p: dict[str, Any], seed: int) -> BaseEstimator:
@@ -266,7 +259,7 @@ FAMILIES: dict[str, Family] = {
                 "criterion": "gini",
                 "class_weight": "none",
             },
-            _random_forest,
+            _forest(RandomForestClassifier),
             scale_numeric=False,
         ),
         Family(
@@ -292,7 +285,7 @@ FAMILIES: dict[str, Family] = {
                 "criterion": "gini",
                 "class_weight": "none",
             },
-            _extra_trees,
+            _forest(ExtraTreesClassifier),
             scale_numeric=False,
         ),
         Family(
