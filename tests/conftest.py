@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -92,3 +93,19 @@ def wine_split(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_preprocess(
         materialize(get_dataset("wine")), tmp_path_factory.mktemp("wine-split"), "wine", "cultivar"
     )
+
+
+@pytest.fixture(params=["local", "aws"])
+def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[object]:
+    """The deploy logic's storage and registry, once local and once AWS (moto): what a deploy
+    test proves holds for both. Modules with their own `backend` override it."""
+    from tests.deploy_support import aws_backend, local_backend, offline_aws
+
+    offline_aws(monkeypatch)
+    if request.param == "local":
+        yield local_backend(tmp_path / "home")
+    else:
+        with aws_backend() as aws:
+            yield aws

@@ -40,6 +40,12 @@ def _key_pattern(key: str) -> re.Pattern[str]:
     )
 
 
+def resource_types(action: str) -> list[str]:
+    """The resource types the reference lets the action be scoped to ([]: only "*")."""
+    service, _, name = action.partition(":")
+    return [t["name"] for t in _DATA.actions.get_action_details(service, name)["resourceTypes"]]
+
+
 def problems(request: Request) -> list[str]:
     """What the reference says is wrong with the request; empty when it fits."""
     service, _, action = request.action.partition(":")

