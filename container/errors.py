@@ -1,4 +1,10 @@
-"""The one error type a user sees: it names the dataset, the file and the problem."""
+"""The project's error root: what a user sees names the dataset, the file and the problem.
+
+Two kinds, told apart by type so callers can act on them: `InputError` (the user's input is
+wrong; retrying the same thing fails the same way) and `ServiceError` (a service the project
+depends on, S3, SageMaker, the local endpoint, failed or throttled; the same call may succeed
+later). Both derive from `ProjectError`, which the command lines and HTTP front ends map once.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-class InputError(Exception):
-    """Bad input (data, hyperparameters, artifact) that the user must fix; never a bug."""
+class ProjectError(Exception):
+    """Every error the project raises on purpose: a clear message, never a bug."""
+
+    retryable = False
 
     def __init__(self, problem: str, *, dataset: str | None = None, file: str | Path | None = None):
         self.problem = problem
@@ -23,6 +31,16 @@ class InputError(Exception):
         if self.file:
             where.append(f"file '{self.file}'")
         return f"{', '.join(where)}: {self.problem}" if where else self.problem
+
+
+class InputError(ProjectError):
+    """Bad input (data, hyperparameters, artifact, a name or option) that the user must fix."""
+
+
+class ServiceError(ProjectError):
+    """A dependency failed or throttled (an outage, not the user's input): retrying may work."""
+
+    retryable = True
 
 
 def run_entry_point(main: Callable[[], None], failure_file: Path | None = None) -> None:
