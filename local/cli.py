@@ -32,7 +32,7 @@ from template.cli import template
 
 if TYPE_CHECKING:
     from local.executions import ExecutionRecord
-    from local.registry import ModelPackage, StateChangeEvent
+    from local.registry import ModelPackage
     from local.runs import Summary
     from modelbuild.datasets import Dataset
 
@@ -410,8 +410,10 @@ def demo(
 
 
 def _approve_all(settings: Settings, summaries: list[Summary]) -> None:
+    from local.approval import deploy_on_approval
+
     registry = settings.home.registry
-    registry.subscribe(_deploy_on_approval(settings))
+    registry.subscribe(deploy_on_approval(settings.home, settings.project, _say))
     for s in summaries:
         if s.version is None:
             reason = _unchanged(s.execution) or "nothing registered"
@@ -690,64 +692,20 @@ def models(ctx: click.Context, dataset: str | None, status: str | None, as_json:
 
 
 def _group(settings: Settings, dataset_or_group: str) -> str:
-    """A model package group from a dataset name (the usual) or a group name; a name that is
-    neither is refused with the closest dataset, so a typo is named instead of quietly
-    listing an empty group."""
-    from modelbuild.datasets import default_registry
-    from modelbuild.suggest import unknown
-    from modeldeploy.naming import dataset_of_group
+    from local.approval import group_of
 
-    groups = settings.home.registry.list_groups()
-    if dataset_or_group in groups:
-        return dataset_or_group
-    with_models = {d for group in groups if (d := dataset_of_group(settings.project, group))}
-    known = set(default_registry()) | with_models
-    if dataset_or_group not in known:
-        raise unknown("dataset", dataset_or_group, known, "registered or with models")
-    return naming.model_package_group_name(settings.project, dataset_or_group)
-
-
-def _deploy_on_approval(
-    settings: Settings, canary: bool = False
-) -> Callable[[StateChangeEvent], None]:
-    """What EventBridge's rule starts on AWS: deploy the event's dataset to dev, smoke-test it;
-    with `canary`, a newer version goes in as dev's canary with dev's Canary.Weight."""
-    from modeldeploy import naming as deploy_naming
-    from modeldeploy.canary import load_policy
-    from modeldeploy.local import on_model_package_event
-
-    stage = deploy_naming.STAGES[0]
-    # Read before the registry changes: a broken stage config must not leave an approval
-    # recorded whose deployment never ran.
-    weight = load_policy(stage).weight if canary else None
-
-    def hook(event: StateChangeEvent) -> None:
-        try:
-            outcome = on_model_package_event(
-                event, settings.home.root, settings.project, stage, canary_weight=weight
-            )
-        except InputError as error:
-            raise InputError(
-                f"{event.detail['ModelPackageArn']} is now {event.approval_status}, but the dev "
-                f"deployment it triggers failed: {error.describe()}"
-            ) from None
-        if outcome is None:
-            return
-        for change in outcome.report.changes:
-            console.print(f"  dev: {change.dataset} {change.action}: {escape(change.message)}")
-        for result in outcome.smoke:
-            verdict = "[green]ok[/]" if result.ok else "[red]FAILED[/]"
-            console.print(f"  dev smoke test {result.dataset}: {verdict} {escape(result.message)}")
-
-    return hook
+    return group_of(settings.home, settings.project, dataset_or_group)
 
 
 def _dataset_of(settings: Settings, dataset_or_group: str) -> str:
-    """The dataset a name means: itself, or the dataset of the project's group so named."""
-    from modeldeploy.naming import dataset_of_group
+    from local.approval import dataset_of
 
-    group = _group(settings, dataset_or_group)
-    return dataset_of_group(settings.project, group) or dataset_or_group
+    return dataset_of(settings.home, settings.project, dataset_or_group)
+
+
+def _say(outcome: Any) -> None:
+    verdict = "" if outcome.ok else "[red]"
+    console.print(f"  {verdict}{escape(outcome.text)}")
 
 
 class _Version(click.ParamType):
@@ -783,27 +741,30 @@ def _decide(
     deploy: bool,
     canary: bool = False,
 ) -> None:
+    from local.approval import decide
+
     settings = _settings(ctx)
     if canary and not deploy:
         raise click.UsageError("--canary deploys to dev; it cannot go with --no-deploy")
     try:
-        registry = settings.home.registry
-        if deploy:
-            registry.subscribe(_deploy_on_approval(settings, canary))
-        group = _group(settings, target)
-        if version is None:
-            packages = registry.list_packages(group)
-            if not packages:
-                raise InputError(f"model package group '{group}' has no versions")
-            version = packages[0].version
-        before = registry.get(group, version).approval_status
-        package = registry.update_approval(group, version, status, note)  # type: ignore[arg-type]
+        decision = decide(
+            settings.home,
+            settings.project,
+            target,
+            version,
+            status,  # type: ignore[arg-type]
+            note,
+            deploy=deploy,
+            canary=canary,
+            report=_say,
+        )
     except InputError as error:
         raise _fail(error) from None
-    if before == status:
+    package = decision.package
+    if not decision.changed:
         console.print(f"{package.arn} was already {status}; nothing changed")
         return
-    console.print(f"{package.arn}: {before} -> {status}")
+    console.print(f"{package.arn}: {decision.before} -> {status}")
 
 
 @main.command()
