@@ -28,10 +28,12 @@ from container.checksum import sha256_file
 from container.errors import InputError
 from container.files import write_atomically
 from container.metrics import METRIC_NAMES
+from modelbuild import environment
+from modelbuild.environment import DatasetSettings
 
 REGISTRY_FILE = Path(__file__).with_name("datasets.yml")
 # Another registry file instead of datasets.yml (a copy with an added dataset, say).
-REGISTRY_ENV = "MME_DATASET_REGISTRY"
+REGISTRY_ENV = environment.DATASET_REGISTRY
 # The offline mirror shipped with the package: URL datasets' files, checked like a download.
 MIRROR_DIR = Path(__file__).with_name("data")
 # Dataset names become parts of SageMaker resource names (model package groups, pipelines).
@@ -210,8 +212,7 @@ def load_registry(path: Path = REGISTRY_FILE) -> dict[str, Dataset]:
 
 
 def registry_file() -> Path:
-    value = os.environ.get(REGISTRY_ENV)
-    return Path(value) if value else REGISTRY_FILE
+    return DatasetSettings.from_environ(os.environ).registry or REGISTRY_FILE
 
 
 def default_registry() -> dict[str, Dataset]:
@@ -236,12 +237,11 @@ class DataUnavailableError(InputError):
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("MME_CACHE_DIR", Path.home() / ".cache" / "sagemaker-mme"))
+    return DatasetSettings.from_environ(os.environ).cache_dir
 
 
 def data_dir() -> Path | None:
-    value = os.environ.get("MME_DATA_DIR")
-    return Path(value) if value else None
+    return DatasetSettings.from_environ(os.environ).data_dir
 
 
 def normalize_csv(raw: bytes, columns: list[str] | None) -> bytes:

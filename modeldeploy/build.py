@@ -9,10 +9,12 @@ them), and writes `<stage>-config-export.json` for the CloudFormation deploy act
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import io
 import json
 import re
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -25,14 +27,78 @@ from modeldeploy import naming
 PACKAGE_DIR = Path(__file__).resolve().parent
 TEMPLATE = PACKAGE_DIR / "endpoint.yml"
 CONFIG_DIR = PACKAGE_DIR / "config"
-# The whole invoker Lambda: the handler, the routing table it reads, its inference log, the
-# package marker.
-INVOKER_MODULES = ("__init__.py", "invoker.py", "routing.py", "inference_log.py")
 INVOKER_KEY_PREFIX = "modeldeploy/invoker"
+# What the Lambda's Python runtime provides besides the standard library.
+LAMBDA_RUNTIME_PACKAGES = frozenset({"boto3", "botocore"})
 # Values the build takes from its CodeBuild environment and checks as CloudFormation would.
 # ImageUri is not among them: until the first image build it holds a placeholder, and then the
 # deploy stages are skipped (`modeldeploy.readiness`), so the stack never sees it.
 _CHECKED_PROJECT_PARAMETERS = ("ModelExecutionRoleArn", "ArtifactKmsKeyArn", "AlarmTopicArn")
+
+
+def _imports(path: Path) -> list[tuple[str, bool]]:
+    """(module, optional) for every absolute import in the file, at any depth; optional when a
+    `try` around it catches ImportError or ModuleNotFoundError (the code runs without it)."""
+    found: list[tuple[str, bool]] = []
+
+    def visit(node: ast.AST, optional: bool) -> None:
+        if isinstance(node, ast.Try):
+            caught = {
+                name.id
+                for handler in node.handlers
+                if handler.type is not None
+                for name in ast.walk(handler.type)
+                if isinstance(name, ast.Name)
+            }
+            guarded = optional or bool(caught & {"ImportError", "ModuleNotFoundError"})
+            for child in node.body:
+                visit(child, guarded)
+            for child in [*node.handlers, *node.orelse, *node.finalbody]:
+                visit(child, optional)
+            return
+        if isinstance(node, ast.Import):
+            found.extend((alias.name, optional) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.module, optional))
+            # `from package import module` imports the module.
+            found.extend((f"{node.module}.{alias.name}", True) for alias in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child, optional)
+
+    visit(ast.parse(path.read_text(), filename=str(path)), False)
+    return found
+
+
+def invoker_modules(entry: str = "invoker.py") -> tuple[str, ...]:
+    """The invoker Lambda's files under modeldeploy/: the handler, every modeldeploy module it
+    imports (followed transitively, inside functions too) and the package marker. Anything else
+    it would import, other than the standard library and the runtime's boto3, is refused: the
+    zip holds these files alone. An import guarded by `except ModuleNotFoundError` is allowed
+    to be absent."""
+    chosen, pending = {"__init__.py"}, [entry]
+    while pending:
+        name = pending.pop()
+        if name in chosen:
+            continue
+        chosen.add(name)
+        for module, optional in _imports(PACKAGE_DIR / name):
+            top, _, rest = module.partition(".")
+            if top == PACKAGE_DIR.name:
+                candidate = f"{rest.split('.')[0]}.py" if rest else "__init__.py"
+                if (PACKAGE_DIR / candidate).is_file():
+                    pending.append(candidate)
+                elif not optional:
+                    raise InputError(f"imports {module}, which does not exist", file=name)
+            elif not (optional or top in sys.stdlib_module_names or top in LAMBDA_RUNTIME_PACKAGES):
+                raise InputError(
+                    f"the invoker Lambda would import {module}, which its zip does not hold",
+                    file=PACKAGE_DIR / name,
+                )
+    return tuple(sorted(chosen))
+
+
+# The whole invoker Lambda, as the handler's imports name it.
+INVOKER_MODULES = invoker_modules()
 
 
 class _TemplateLoader(yaml.SafeLoader):

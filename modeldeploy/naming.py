@@ -37,6 +37,7 @@ from modelbuild.naming import (
     s3_uri,
     split_s3_uri,
 )
+from modeldeploy import environment
 
 __all__ = [
     "DEFAULT_PROJECT_NAME",
@@ -150,15 +151,15 @@ def dataset_of_group(project: str, group: str) -> str | None:
 # ---------------------------------------------------------------------------------------------
 
 # The environment variable buildspecs/modeldeploy.yml switches on, per pipeline action.
-DEPLOY_STAGE_ENV: Final = "DEPLOY_STAGE"
+DEPLOY_STAGE_ENV: Final = environment.DEPLOY_STAGE
 # The build action's output: what each CloudFormation deploy action reads.
 ENDPOINT_TEMPLATE_FILE: Final = "endpoint.yml"
 # The build action's variable namespace and the variable it exports ("true"/"false",
 # `modeldeploy.readiness`): the deploy stages' entry conditions skip them unless it is "true".
 BUILD_VARIABLES_NAMESPACE: Final = "BuildVariables"
-DEPLOY_READY_VARIABLE: Final = "MME_DEPLOY_READY"
+DEPLOY_READY_VARIABLE: Final = environment.DEPLOY_READY
 # The project's SNS topic, given to the build, which hands it to the endpoint stack's alarms.
-ALARM_TOPIC_ENV: Final = "ALARM_TOPIC_ARN"
+ALARM_TOPIC_ENV: Final = environment.ALARM_TOPIC_ARN
 
 
 def config_export_file(stage: str) -> str:
@@ -177,10 +178,10 @@ def config_export_file(stage: str) -> str:
 OPERATIONS_SOURCE_KEY: Final = "modeldeploy/operations/source.zip"
 DRIFT_FOLDER: Final = "drift"
 # Which operation a build of the operations project runs (buildspecs/operations.yml).
-OPERATION_ENV: Final = "MME_OPERATION"
-OPERATIONS: Final = ("drift", "canary", "retrain")
+OPERATION_ENV: Final = environment.OPERATION
+OPERATIONS: Final = environment.OPERATIONS
 # The alarm state change a retrain is started for (set by the EventBridge rule).
-DRIFT_ALARM_ENV: Final = "MME_DRIFT_ALARM"
+DRIFT_ALARM_ENV: Final = environment.DRIFT_ALARM
 # The stage whose drift alarms notify and retrain: real traffic reaches prod.
 MONITORED_STAGE: Final = STAGES[-1]
 
