@@ -5,7 +5,7 @@ run three ways on the same split:
 
 1. executor: the pipeline executor's Tune step, as `mme run` runs it (warm workers, each trial a
    training job with its own /opt/ml, log, metric regex and model.tar.gz upload to local S3);
-2. floor: the same number of trials in-process on warm workers with `local/search.py`, which is
+2. floor: the same number of trials in-process on warm workers with `benchmarks/search_baseline.py`, which is
    what `benchmarks/bench_search.py` measures (no job layout, no packing, no upload);
 3. naive: one fresh `python -m container train` process per trial, as many at once as there are
    cores, which is what a runner that starts a process per training job pays.
@@ -29,11 +29,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.search_baseline import TrialSpec, search, warm_up, worker_pool  # noqa: E402
 from local.executor import PipelineExecutor  # noqa: E402
 from local.home import LocalHome  # noqa: E402
 from local.jobs import JobRunner  # noqa: E402
 from local.runs import build  # noqa: E402
-from local.search import TrialSpec, search, warm_up, worker_pool  # noqa: E402
 from modelbuild.datasets import default_registry, get_dataset  # noqa: E402
 from modelbuild.naming import Params, Steps  # noqa: E402
 

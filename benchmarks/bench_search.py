@@ -26,9 +26,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.search_baseline import plan_trials, search, warm_up, worker_pool  # noqa: E402
 from container.families import FAMILIES, get_family  # noqa: E402
 from container.training import load_training_data, run_trial  # noqa: E402
-from local.search import plan_trials, search, warm_up, worker_pool  # noqa: E402
 from modelbuild.datasets import Dataset, default_registry, get_dataset, materialize  # noqa: E402
 from tests.conftest import run_preprocess  # noqa: E402
 

@@ -6,25 +6,58 @@ Supported, with SageMaker's semantics: `{"Get": "Parameters.<name>"}`, `{"Get":
 over the properties the step's Describe* call would return), `Std:Join`, `Std:JsonGet` (on a
 step's property file or an S3 URI), and the condition types of a Condition step. Anything else
 is an `ExpressionError` naming the step that uses it.
+
+References, property paths and the expression walk are `modelbuild.definition`'s, the reader
+the offline validator uses too, so a path one accepts the other cannot refuse.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from container.errors import InputError
-from modelbuild import validate
+from modelbuild import definition
+from modelbuild.definition import (
+    DefinitionSyntaxError,
+    ExecutionRef,
+    ParameterRef,
+    PropertyFileRef,
+    StepPropertyRef,
+    expressions,
+    follow,
+    is_expression,
+    iter_conditions,
+    parse_path,
+    parse_property_path,
+    parse_reference,
+    referenced_steps,
+)
 
-# Exactly what the offline validator lets a definition use, so the two cannot drift apart.
-FUNCTIONS = ("Get", *sorted(validate.FUNCTIONS))
-EXECUTION_VARIABLES = tuple(sorted(validate.EXECUTION_VARIABLES))
-CONDITIONS = tuple(sorted(validate.CONDITION_TYPES))
-_STEP_REFERENCE = re.compile(r"^Steps\.([A-Za-z0-9_-]+)(?:\.(.+))?$")
-_PATH_TOKEN = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\['([^']*)'\]|\[\"([^\"]*)\"\]")
+# Exactly what the offline validator lets a definition use: both read them from one place.
+FUNCTIONS = ("Get", *sorted(definition.FUNCTIONS))
+EXECUTION_VARIABLES = tuple(sorted(definition.EXECUTION_VARIABLES))
+CONDITIONS = tuple(sorted(definition.CONDITION_TYPES))
+__all__ = [
+    "CONDITIONS",
+    "EXECUTION_VARIABLES",
+    "FUNCTIONS",
+    "ExpressionError",
+    "Scope",
+    "StepState",
+    "check_condition",
+    "check_expression",
+    "condition_holds",
+    "evaluate",
+    "expressions",
+    "is_expression",
+    "load_json",
+    "referenced_steps",
+    "resolve",
+    "text",
+]
 
 
 class ExpressionError(InputError):
@@ -47,38 +80,6 @@ class Scope:
     read_json: Callable[[str], Any]  # s3:// URI -> parsed JSON
 
 
-def is_expression(value: Any) -> bool:
-    if not isinstance(value, dict) or len(value) != 1:
-        return False
-    key = next(iter(value))
-    return key == "Get" or key.startswith("Std:")
-
-
-def expressions(value: Any) -> Iterator[dict[str, Any]]:
-    """Every expression in a JSON value, outermost first."""
-    if is_expression(value):
-        yield value
-        body = next(iter(value.values()))
-        if isinstance(body, dict | list):
-            for inner in body.values() if isinstance(body, dict) else body:
-                yield from expressions(inner)
-    elif isinstance(value, dict):
-        for inner in value.values():
-            yield from expressions(inner)
-    elif isinstance(value, list):
-        for inner in value:
-            yield from expressions(inner)
-
-
-def referenced_steps(value: Any) -> set[str]:
-    found = set()
-    for expression in expressions(value):
-        target = expression.get("Get")
-        if isinstance(target, str) and (match := _STEP_REFERENCE.match(target)):
-            found.add(match.group(1))
-    return found
-
-
 def check_expression(
     expression: dict[str, Any], step: str, parameters: set[str], steps: set[str]
 ) -> None:
@@ -92,84 +93,27 @@ def check_expression(
     body = expression[key]
     if key == "Get":
         _check_reference(body, step, parameters, steps)
-    elif key == "Std:Join" and not (
-        isinstance(body, dict)
-        and isinstance(body.get("On"), str)
-        and isinstance(body.get("Values"), list)
-    ):
-        raise ExpressionError(f"step '{step}': Std:Join needs a string 'On' and a list 'Values'")
-    elif key == "Std:JsonGet" and not (
-        isinstance(body, dict)
-        and isinstance(body.get("Path"), str)
-        and ("PropertyFile" in body or "S3Uri" in body)
-    ):
-        raise ExpressionError(
-            f"step '{step}': Std:JsonGet needs a 'Path' and a 'PropertyFile' or 'S3Uri'"
-        )
+    elif (problem := definition.function_problem(key, body)) is not None:
+        raise ExpressionError(f"step '{step}': {problem}")
 
 
 def _check_reference(target: Any, step: str, parameters: set[str], steps: set[str]) -> None:
-    if not isinstance(target, str):
-        raise ExpressionError(f"step '{step}': Get needs a string, got {target!r}")
-    head, _, rest = target.partition(".")
-    if head == "Parameters" and rest in parameters:
+    try:
+        reference = parse_reference(target)
+        if isinstance(reference, StepPropertyRef):
+            parse_property_path(reference.path)
+    except DefinitionSyntaxError as error:
+        raise ExpressionError(f"step '{step}' reads {target!r}: {error}") from None
+    if isinstance(reference, ParameterRef) and reference.name in parameters:
         return
-    if head == "Execution" and rest in EXECUTION_VARIABLES:
+    if isinstance(reference, ExecutionRef) and reference.name in EXECUTION_VARIABLES:
         return
-    match = _STEP_REFERENCE.match(target)
-    if (
-        head == "Steps"
-        and match
-        and match.group(1) in steps
-        and match.group(2)
-        and _tokens(match.group(2)) is not None
-    ):
+    if isinstance(reference, StepPropertyRef | PropertyFileRef) and reference.step in steps:
         return
     raise ExpressionError(
         f"step '{step}' reads {target!r}, which names no parameter, execution variable or step "
         "property the definition declares"
     )
-
-
-def _tokens(path: str) -> list[str | int] | None:
-    tokens: list[str | int] = []
-    position = 0
-    while position < len(path):
-        match = _PATH_TOKEN.match(path, position)
-        if match is None or match.end() == position:
-            return None
-        name, index, quoted, double = match.groups()
-        tokens.append(int(index) if index is not None else (name or quoted or double or ""))
-        position = match.end()
-    return tokens
-
-
-def _walk(value: Any, path: str) -> Any:
-    """Follow a property path; a string key on a list picks the item of that name
-    (`Outputs['train']` is the output whose OutputName is 'train', as in the SDK)."""
-    tokens = _tokens(path)
-    if tokens is None:
-        raise KeyError(path)
-    for token in tokens:
-        if isinstance(token, int):
-            if not isinstance(value, list) or token >= len(value):
-                raise KeyError(path)
-            value = value[token]
-        elif isinstance(value, dict) and token in value:
-            value = value[token]
-        elif isinstance(value, list):
-            named = [
-                item
-                for item in value
-                if isinstance(item, dict)
-                and any(k.endswith("Name") and v == token for k, v in item.items())
-            ]
-            if not named:
-                raise KeyError(path)
-            value = named[0]
-        else:
-            raise KeyError(path)
-    return value
 
 
 def text(value: Any) -> str:
@@ -204,46 +148,53 @@ def evaluate(expression: dict[str, Any], scope: Scope, step: str) -> Any:
 
 
 def _get(target: str, scope: Scope, step: str) -> Any:
-    head, _, rest = target.partition(".")
-    if head == "Parameters":
-        if rest not in scope.parameters:
-            raise ExpressionError(f"step '{step}' reads undeclared parameter '{rest}'")
-        return scope.parameters[rest]
-    if head == "Execution":
-        if rest not in scope.execution:
-            raise ExpressionError(f"step '{step}' reads unknown execution variable '{rest}'")
-        return scope.execution[rest]
-    match = _STEP_REFERENCE.match(target)
-    if match is None or match.group(2) is None:
-        raise ExpressionError(f"step '{step}' reads {target!r}, which is not a known reference")
-    source, path = match.groups()
-    if source not in scope.steps:
-        raise ExpressionError(f"step '{step}' reads {target!r} but step '{source}' has not run")
-    if path.startswith("PropertyFiles."):
+    try:
+        reference = parse_reference(target)
+        segments = reference.segments if isinstance(reference, StepPropertyRef) else ()
+    except DefinitionSyntaxError as error:
+        raise ExpressionError(f"step '{step}' reads {target!r}: {error}") from None
+    if isinstance(reference, ParameterRef):
+        if reference.name not in scope.parameters:
+            raise ExpressionError(f"step '{step}' reads undeclared parameter '{reference.name}'")
+        return scope.parameters[reference.name]
+    if isinstance(reference, ExecutionRef):
+        if reference.name not in scope.execution:
+            raise ExpressionError(
+                f"step '{step}' reads unknown execution variable '{reference.name}'"
+            )
+        return scope.execution[reference.name]
+    if reference.step not in scope.steps:
+        raise ExpressionError(
+            f"step '{step}' reads {target!r} but step '{reference.step}' has not run"
+        )
+    if isinstance(reference, PropertyFileRef):
         raise ExpressionError(f"step '{step}' reads {target!r} outside Std:JsonGet")
     try:
-        return _walk(scope.steps[source].properties, path)
-    except KeyError:
+        return follow(scope.steps[reference.step].properties, segments)
+    except LookupError:
         raise ExpressionError(
-            f"step '{step}' reads {target!r}, but step '{source}' has no such property"
+            f"step '{step}' reads {target!r}, but step '{reference.step}' has no such property"
         ) from None
 
 
 def _property_file_uri(reference: Any, scope: Scope, step: str) -> str:
     target = reference.get("Get") if isinstance(reference, dict) else None
-    match = _STEP_REFERENCE.match(target) if isinstance(target, str) else None
-    if match is None or not (match.group(2) or "").startswith("PropertyFiles."):
+    try:
+        parsed = parse_reference(target)
+    except DefinitionSyntaxError:
+        parsed = None
+    if not isinstance(parsed, PropertyFileRef):
         raise ExpressionError(
             f"step '{step}': Std:JsonGet's PropertyFile must be a Get of "
             f"'Steps.<step>.PropertyFiles.<name>', got {reference!r}"
         )
-    source, name = match.group(1), match.group(2).removeprefix("PropertyFiles.")
-    state = scope.steps.get(source)
-    if state is None or name not in state.property_files:
+    state = scope.steps.get(parsed.step)
+    if state is None or parsed.name not in state.property_files:
         raise ExpressionError(
-            f"step '{step}' reads property file '{name}', which step '{source}' did not produce"
+            f"step '{step}' reads property file '{parsed.name}', which step '{parsed.step}' "
+            "did not produce"
         )
-    return state.property_files[name]
+    return state.property_files[parsed.name]
 
 
 def _json_get(body: dict[str, Any], scope: Scope, step: str) -> Any:
@@ -253,8 +204,8 @@ def _json_get(body: dict[str, Any], scope: Scope, step: str) -> Any:
         uri = text(resolve(body["S3Uri"], scope, step))
     document = scope.read_json(uri)
     try:
-        return _walk(document, body["Path"])
-    except KeyError:
+        return follow(document, parse_path(body["Path"]))
+    except (LookupError, DefinitionSyntaxError):
         raise ExpressionError(
             f"step '{step}': Std:JsonGet found no '{body['Path']}' in {uri}"
         ) from None
@@ -304,17 +255,13 @@ def condition_holds(condition: dict[str, Any], scope: Scope, step: str) -> bool:
 
 
 def check_condition(condition: Any, step: str) -> None:
-    if not isinstance(condition, dict) or condition.get("Type") not in CONDITIONS:
-        kind = condition.get("Type") if isinstance(condition, dict) else condition
-        raise ExpressionError(
-            f"step '{step}' uses condition type {kind!r}, which the local executor does not "
-            f"support (it supports {', '.join(CONDITIONS)})"
-        )
-    if condition["Type"] == "Not":
-        check_condition(condition.get("Condition"), step)
-    elif condition["Type"] == "Or":
-        for inner in condition.get("Conditions") or []:
-            check_condition(inner, step)
+    for inner in iter_conditions(condition):
+        if not isinstance(inner, dict) or inner.get("Type") not in CONDITIONS:
+            kind = inner.get("Type") if isinstance(inner, dict) else inner
+            raise ExpressionError(
+                f"step '{step}' uses condition type {kind!r}, which the local executor does not "
+                f"support (it supports {', '.join(CONDITIONS)})"
+            )
 
 
 def load_json(data: bytes, uri: str, step: str) -> Any:

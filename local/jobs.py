@@ -6,7 +6,7 @@ processing job's ContainerEntrypoint and ContainerArguments) with `/opt/ml` some
 there, so the entry points (which read their paths from the environment at call time, see
 `container/paths.py`) see the SageMaker layout without Docker.
 
-Jobs run on the warm worker processes of `local.search` (spawned once, libraries imported once):
+Jobs run on warm worker processes (spawned once, every entry point's libraries imported once):
 a worker swaps in the job's environment and argv, points file descriptors 1 and 2 at the job's
 log (so output from C extensions is kept too), runs the module as `__main__`, and puts
 everything back. A trial therefore pays for neither a fresh interpreter nor its imports, and one
@@ -16,6 +16,7 @@ replaced; a job past its MaxRuntimeInSeconds is stopped.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import runpy
@@ -29,11 +30,11 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 from types import TracebackType
 
 from container.errors import InputError
-from local.search import new_pool, warm_up
 
 ML_ROOT = "/opt/ml"
 # The image's ENTRYPOINT (container/Dockerfile); SageMaker starts a training job as
@@ -187,6 +188,38 @@ def _exit_code(code: object) -> int:
         return code
     print(code, file=sys.stderr)  # what the interpreter does with `sys.exit("message")`
     return 1
+
+
+def _init_worker(preload: tuple[str, ...]) -> None:
+    from threadpoolctl import threadpool_limits
+
+    # Imported once per worker, not once per job.
+    for module in preload:
+        importlib.import_module(module)
+
+    # Parallelism comes from running one job per core; BLAS/OpenMP threads would oversubscribe.
+    threadpool_limits(limits=1)
+
+
+def _ready(_index: int) -> int:
+    return os.getpid()
+
+
+def new_pool(
+    workers: int | None = None, preload: tuple[str, ...] = WORKER_PRELOAD
+) -> ProcessPoolExecutor:
+    """Warm workers (spawned, so no OpenMP state is forked) with `preload` imported."""
+    return ProcessPoolExecutor(
+        max_workers=workers or os.cpu_count() or 1,
+        mp_context=get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(preload,),
+    )
+
+
+def warm_up(pool: ProcessPoolExecutor, workers: int) -> None:
+    """Start every worker (imports included) before timing-sensitive work."""
+    list(pool.map(_ready, range(workers * 4)))
 
 
 class JobRunner:

@@ -15,6 +15,9 @@ What SageMaker would reject at CreatePipeline or at run time, found before anyth
   declares;
 - parameters (names, types, enum values), step names, dependencies and cycles, and the
   expression functions used, limited to those the local runtime implements.
+
+The definition's structure (steps, references, property paths, the dependency graph) is read by
+`modelbuild.definition`, the reader the local executor uses too.
 """
 
 from __future__ import annotations
@@ -31,6 +34,43 @@ from botocore.model import ServiceModel, Shape
 from botocore.validate import ParamValidator
 
 from container.errors import InputError
+from modelbuild.definition import (
+    CONDITION_TYPES,
+    EXECUTION_VARIABLES,
+    FUNCTIONS,
+    DefinitionSyntaxError,
+    ExecutionRef,
+    Index,
+    Member,
+    ParameterRef,
+    PropertyFileRef,
+    Segment,
+    StepPropertyRef,
+    cycles,
+    dependency_graph,
+    entry_names,
+    expressions,
+    function_problem,
+    is_expression,
+    iter_conditions,
+    iter_steps,
+    nodes,
+    own_arguments,
+    parse_reference,
+)
+
+# Re-exported: callers read the definition's vocabulary and step walk from here too.
+__all__ = [
+    "CONDITION_TYPES",
+    "EXECUTION_VARIABLES",
+    "FUNCTIONS",
+    "DefinitionChecker",
+    "Problem",
+    "ensure_valid",
+    "iter_steps",
+    "service_model",
+    "validate_definition",
+]
 
 # step Type -> (API operation, the job-name members the SDK leaves out of the definition)
 STEP_OPERATIONS: dict[str, tuple[str, dict[str, str]]] = {
@@ -67,30 +107,6 @@ STEP_KEYS = frozenset(
         "Description",
     }
 )
-CONDITION_TYPES = frozenset(
-    {
-        "Equals",
-        "GreaterThan",
-        "GreaterThanOrEqualTo",
-        "LessThan",
-        "LessThanOrEqualTo",
-        "In",
-        "Not",
-        "Or",
-    }
-)
-EXECUTION_VARIABLES = frozenset(
-    {
-        "PipelineExecutionId",
-        "PipelineExecutionArn",
-        "PipelineName",
-        "PipelineArn",
-        "StartDateTime",
-        "CurrentDateTime",
-    }
-)
-# The expression functions a definition may use: the local runtime implements exactly these.
-FUNCTIONS = frozenset({"Std:Join", "Std:JsonGet"})
 PARAMETER_TYPES: dict[str, tuple[type, ...]] = {
     "String": (str,),
     "Integer": (int,),
@@ -116,7 +132,6 @@ _PARAMETER_SHAPE_TYPE = {
     "Float": "float",
     "Boolean": "boolean",
 }
-_PATH_TOKEN = re.compile(r"\.([A-Za-z0-9_]+)|\[(\d+)\]|\['([^']*)'\]|\[\"([^\"]*)\"\]")
 # Java regex features in SageMaker's patterns that Python's re lacks, translated to the nearest
 # equivalent (Unicode classes become ASCII plus the non-ASCII range: more permissive, never
 # stricter, so a valid value is never rejected).
@@ -167,41 +182,6 @@ def _compiled(pattern: str) -> re.Pattern[str] | None:
         return re.compile(translated, flags=re.S)
     except re.error:
         return None  # a Java-only construct we do not translate: the pattern is not checked
-
-
-def iter_steps(steps: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Every step, including those nested in condition steps' branches."""
-    for step in steps:
-        yield step
-        if step.get("Type") == "Condition":
-            arguments = step.get("Arguments", {})
-            yield from iter_steps(arguments.get("IfSteps", []) + arguments.get("ElseSteps", []))
-
-
-def _is_expression(value: Any) -> bool:
-    return (
-        isinstance(value, dict)
-        and len(value) == 1
-        and (next(iter(value)) == "Get" or next(iter(value)).startswith("Std:"))
-    )
-
-
-def _walk_expressions(value: Any) -> Iterator[dict[str, Any]]:
-    """Every expression in a value, outermost first, including those nested in functions."""
-    if _is_expression(value):
-        yield value
-        ((key, body),) = value.items()
-        if key == "Std:Join" and isinstance(body, dict):
-            for part in body.get("Values", []):
-                yield from _walk_expressions(part)
-        elif key == "Std:JsonGet" and isinstance(body, dict):
-            yield from _walk_expressions(body.get("PropertyFile"))
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _walk_expressions(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _walk_expressions(item)
 
 
 class DefinitionChecker:
@@ -264,7 +244,7 @@ class DefinitionChecker:
     # -- steps --------------------------------------------------------------------------------
 
     def check_steps(self) -> None:
-        steps = list(iter_steps(self.definition.get("Steps", [])))
+        steps = list(iter_steps(self.definition.get("Steps") or []))
         if not steps:
             self.report(None, "the definition has no steps")
         for step in steps:
@@ -288,7 +268,7 @@ class DefinitionChecker:
         for dependency in step.get("DependsOn", []):
             if dependency not in self.steps:
                 self.report(name, f"DependsOn names unknown step {dependency!r}")
-        for expression in _walk_expressions(step.get("Arguments", {})):
+        for expression in expressions(own_arguments(step)):
             self._check_expression(name, expression)
         for property_file in step.get("PropertyFiles", []):
             output = property_file.get("OutputName")
@@ -301,41 +281,20 @@ class DefinitionChecker:
         if kind in STEP_OPERATIONS:
             self._check_arguments(step)
         elif kind == "Condition":
-            for condition in step.get("Arguments", {}).get("Conditions", []):
-                if condition.get("Type") not in CONDITION_TYPES:
-                    self.report(name, f"unknown condition type {condition.get('Type')!r}")
+            for condition in iter_conditions((step.get("Arguments") or {}).get("Conditions", [])):
+                condition_type = condition.get("Type") if isinstance(condition, dict) else condition
+                if condition_type not in CONDITION_TYPES:
+                    self.report(name, f"unknown condition type {condition_type!r}")
         elif kind == "Fail":
-            message = step.get("Arguments", {}).get("ErrorMessage")
-            if not (isinstance(message, str) or _is_expression(message)):
+            message = (step.get("Arguments") or {}).get("ErrorMessage")
+            if not (isinstance(message, str) or is_expression(message)):
                 self.report(name, "ErrorMessage must be a string or an expression")
 
-    def _references(self, step: dict[str, Any]) -> set[str]:
-        found = set(step.get("DependsOn", []))
-        for expression in _walk_expressions(step.get("Arguments", {})):
-            target = expression.get("Get")
-            if isinstance(target, str) and target.startswith("Steps."):
-                found.add(target.split(".")[1])
-        return found
-
     def _check_cycles(self) -> None:
-        graph = {
-            name: self._references(step) & set(self.steps) for name, step in self.steps.items()
-        }
-        state: dict[str, int] = {}
-
-        def visit(node: str, trail: list[str]) -> None:
-            state[node] = 1
-            for nxt in sorted(graph[node]):
-                if state.get(nxt) == 1:
-                    cycle = " -> ".join([*trail[trail.index(nxt) :], nxt])
-                    self.report(node, f"steps depend on each other in a cycle: {cycle}")
-                elif nxt not in state:
-                    visit(nxt, [*trail, nxt])
-            state[node] = 2
-
-        for node in sorted(graph):
-            if node not in state:
-                visit(node, [node])
+        graph = dependency_graph(nodes(self.definition.get("Steps") or []))
+        for cycle in cycles(graph):
+            # Named after the step whose dependency closes the cycle.
+            self.report(cycle[-2], f"steps depend on each other in a cycle: {' -> '.join(cycle)}")
 
     # -- expressions and references -----------------------------------------------------------
 
@@ -345,23 +304,22 @@ class DefinitionChecker:
             self.reference_type(step, body)
         elif key not in FUNCTIONS:
             self.report(step, f"function {key!r} is not supported (use one of {sorted(FUNCTIONS)})")
-        elif key == "Std:Join":
-            if not (isinstance(body, dict) and isinstance(body.get("On"), str)):
-                self.report(step, "Std:Join needs a string 'On' and a list of 'Values'")
-            elif not isinstance(body.get("Values"), list):
-                self.report(step, "Std:Join needs a list of 'Values'")
+        elif (problem := function_problem(key, body)) is not None:
+            self.report(step, problem)
         elif key == "Std:JsonGet":
             self._check_json_get(step, body)
 
-    def _check_json_get(self, step: str, body: Any) -> None:
-        target = body.get("PropertyFile", {}).get("Get") if isinstance(body, dict) else None
-        match = re.fullmatch(r"Steps\.([^.]+)\.PropertyFiles\.(.+)", str(target))
-        if match is None:
+    def _check_json_get(self, step: str, body: dict[str, Any]) -> None:
+        file_reference = body.get("PropertyFile")
+        target = file_reference.get("Get") if isinstance(file_reference, dict) else None
+        try:
+            reference = parse_reference(target)
+        except DefinitionSyntaxError:
+            reference = None
+        if not isinstance(reference, PropertyFileRef):
             self.report(step, f"Std:JsonGet must read a step's property file, not {target!r}")
             return
-        if not (isinstance(body.get("Path"), str) and body["Path"]):
-            self.report(step, "Std:JsonGet needs a non-empty JSON 'Path'")
-        source, file = match.groups()
+        source, file = reference.step, reference.name
         if source not in self.steps:
             self.report(step, f"Std:JsonGet reads a property file of unknown step {source!r}")
         elif file not in {
@@ -374,47 +332,50 @@ class DefinitionChecker:
 
     def reference_type(self, step: str, target: Any) -> str | None:
         """Check a `Get` target; return the type name of the value it yields (None if unknown)."""
-        if not isinstance(target, str):
-            self.report(step, f"Get needs a string, not {target!r}")
+        try:
+            reference = parse_reference(target)
+        except DefinitionSyntaxError as error:
+            self.report(step, str(error))
             return None
-        root, _, rest = target.partition(".")
-        if root == "Parameters":
-            if rest not in self.parameters:
-                self.report(step, f"reference to undeclared parameter {rest!r}")
+        if isinstance(reference, ParameterRef):
+            if reference.name not in self.parameters:
+                self.report(step, f"reference to undeclared parameter {reference.name!r}")
                 return None
-            return _PARAMETER_SHAPE_TYPE[self.parameters[rest]["Type"]]
-        if root == "Execution":
-            if rest not in EXECUTION_VARIABLES:
-                self.report(step, f"unknown execution variable {rest!r}")
+            return _PARAMETER_SHAPE_TYPE[self.parameters[reference.name]["Type"]]
+        if isinstance(reference, ExecutionRef):
+            if reference.name not in EXECUTION_VARIABLES:
+                self.report(step, f"unknown execution variable {reference.name!r}")
             return "string"
-        if root == "Steps":
-            return self._step_property_type(step, rest)
-        self.report(step, f"reference {target!r} is not to Parameters, Execution or Steps")
-        return None
+        return self._step_property_type(step, reference, target.removeprefix("Steps."))
 
-    def _step_property_type(self, step: str, reference: str) -> str | None:
-        source, _, path = reference.partition(".")
+    def _step_property_type(
+        self, step: str, reference: StepPropertyRef | PropertyFileRef, described: str
+    ) -> str | None:
+        source = reference.step
         if source not in self.steps:
-            self.report(step, f"reference to unknown step {source!r} ({reference})")
+            self.report(step, f"reference to unknown step {source!r} ({described})")
             return None
         if source == step:
-            self.report(step, f"step refers to its own property {reference!r}")
+            self.report(step, f"step refers to its own property {described!r}")
             return None
+        if isinstance(reference, PropertyFileRef):
+            return None  # only meaningful inside Std:JsonGet, which is checked there
         referenced = self.steps[source]
         kind = referenced.get("Type")
-        if path.startswith("PropertyFiles."):
-            return None  # only meaningful inside Std:JsonGet, which is checked there
-        if kind == "Condition" and path == "Outcome":
+        if kind == "Condition" and reference.path == "Outcome":
             return "boolean"
-        tokens = _tokens(path)
-        if tokens is None or not tokens or not isinstance(tokens[0], str):
-            self.report(step, f"cannot parse property path {path!r} of step {source!r}")
+        try:
+            segments = reference.segments
+        except DefinitionSyntaxError as error:
+            self.report(step, f"{error} (step {source!r})")
             return None
+        first = segments[0]
+        assert isinstance(first, Member)  # the grammar starts a step property path with one
         for shape_name in PROPERTY_SHAPES.get(kind, ()):
             shape = self.model.shape_for(shape_name)
-            if tokens[0] in shape.members:
-                return self._walk_property(step, referenced, shape, tokens, reference)
-        self.report(step, f"a {kind} step has no property {tokens[0]!r} ({reference})")
+            if first.name in shape.members:
+                return self._walk_property(step, referenced, shape, segments, described)
+        self.report(step, f"a {kind} step has no property {first.name!r} ({described})")
         return None
 
     def _walk_property(
@@ -422,27 +383,28 @@ class DefinitionChecker:
         step: str,
         source: dict[str, Any],
         shape: Shape,
-        tokens: list[str | int | tuple[str]],
+        segments: tuple[Segment, ...],
         reference: str,
     ) -> str | None:
         trail: list[str] = []
-        for token in tokens:
-            if isinstance(token, str):
-                if shape.type_name != "structure" or token not in shape.members:
+        for segment in segments:
+            if isinstance(segment, Member):
+                if shape.type_name != "structure" or segment.name not in shape.members:
                     self.report(
                         step,
-                        f"{'.'.join(trail) or 'the step'} has no property {token!r} ({reference})",
+                        f"{'.'.join(trail) or 'the step'} has no property {segment.name!r} "
+                        f"({reference})",
                     )
                     return None
-                shape = shape.members[token]
-                trail.append(token)
-            elif isinstance(token, int):
+                shape = shape.members[segment.name]
+                trail.append(segment.name)
+            elif isinstance(segment, Index):
                 if shape.type_name != "list":
                     self.report(step, f"{'.'.join(trail)} is not a list ({reference})")
                     return None
                 shape = shape.member
             else:
-                (key,) = token
+                key = segment.name
                 if shape.type_name == "map":
                     shape = shape.value
                 elif shape.type_name == "list":
@@ -466,12 +428,12 @@ class DefinitionChecker:
     @staticmethod
     def _declared_names(step: dict[str, Any], path: tuple[str, ...]) -> set[str]:
         """Names (OutputName, InputName, ChannelName...) of the list at `path` in the Arguments."""
-        node: Any = step.get("Arguments", {})
+        node: Any = step.get("Arguments") or {}
         for part in path:
             node = node.get(part) if isinstance(node, dict) else None
-        names = set()
+        names: set[str] = set()
         for item in node if isinstance(node, list) else []:
-            names.update(v for k, v in item.items() if k.endswith("Name") and isinstance(v, str))
+            names |= entry_names(item)
         return names
 
     # -- arguments against the API shapes -----------------------------------------------------
@@ -491,7 +453,7 @@ class DefinitionChecker:
             self.report(name, f"{operation}: {line}")
 
     def _resolve(self, step: str, value: Any, shape: Shape, path: str) -> Any:
-        if _is_expression(value):
+        if is_expression(value):
             return self._resolve_expression(step, value, shape, path)
         if shape.type_name == "structure" and isinstance(value, dict):
             return {
@@ -529,7 +491,7 @@ class DefinitionChecker:
 
     def evaluate(self, step: str, expression: Any) -> tuple[Any, str | None]:
         """(value or None when only known at run time, type name or None when unknown)."""
-        if not _is_expression(expression):
+        if not is_expression(expression):
             return expression, None
         ((key, body),) = expression.items()
         if key == "Get":
@@ -555,25 +517,6 @@ def _text(value: Any) -> str:
 def _describe(expression: dict[str, Any]) -> str:
     ((key, body),) = expression.items()
     return f"Get {body}" if key == "Get" else key
-
-
-def _tokens(path: str) -> list[str | int | tuple[str]] | None:
-    tokens: list[str | int | tuple[str]] = []
-    position = 0
-    text = "." + path
-    while position < len(text):
-        match = _PATH_TOKEN.match(text, position)
-        if match is None:
-            return None
-        member, index, quoted, double_quoted = match.groups()
-        if member is not None:
-            tokens.append(member)
-        elif index is not None:
-            tokens.append(int(index))
-        else:
-            tokens.append((quoted if quoted is not None else double_quoted,))
-        position = match.end()
-    return tokens
 
 
 def _placeholder(shape: Shape) -> Any:

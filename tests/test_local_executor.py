@@ -314,7 +314,7 @@ def test_the_tuning_time_budget_stops_starting_trials(
         120
     )
     # Read once for the deadline, then once per scheduling pass: the second pass is past it.
-    monkeypatch.setattr("local.executor.time", _Clock(step=100.0))
+    monkeypatch.setattr("local.executor.tuner.time", _Clock(step=100.0))
     record = PipelineExecutor(home, runner, use_cache=False).start(
         "time-budget", definition, {**SMALL_BUDGET, Params.THRESHOLD: 0.0}
     )

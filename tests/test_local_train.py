@@ -1,9 +1,11 @@
-"""The in-process search of `local.search` (the floor `benchmarks/bench_search.py` measures)."""
+"""The benchmarks' in-process search floor (`benchmarks/search_baseline.py`, which
+`benchmarks/bench_search.py` runs); importable because pytest puts the repository root on
+sys.path (tests/ is a package, so its rootdir is inserted)."""
 
 from __future__ import annotations
 
+from benchmarks.search_baseline import plan_trials
 from container.families import FAMILIES
-from local.search import plan_trials
 
 
 def test_trials_cover_the_families_in_turn_reproducibly() -> None:

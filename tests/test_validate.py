@@ -152,26 +152,26 @@ def _replace_input(definition: dict[str, Any], name: str, value: Any) -> None:
         ),
         (
             lambda d: _replace_input(
-                d, "model", {"Get": "Steps.Tune.BestTrainingJob.ModelArtifacts"}
+                d, Outputs.TEST, {"Get": "Steps.Tune.BestTrainingJob.ModelArtifacts"}
             ),
             "has no property 'ModelArtifacts'",
         ),
         (
             lambda d: _replace_input(
-                d, "model", {"Get": "Steps.Preprocess.ProcessingOutputConfig"}
+                d, Outputs.TEST, {"Get": "Steps.Preprocess.ProcessingOutputConfig"}
             ),
             "is a structure, not a single value",
         ),
         (
-            lambda d: _replace_input(d, "model", {"Get": "Parameters.ModelUrl"}),
+            lambda d: _replace_input(d, Outputs.TEST, {"Get": "Parameters.ModelUrl"}),
             "reference to undeclared parameter 'ModelUrl'",
         ),
         (
-            lambda d: _replace_input(d, "model", {"Get": "Execution.PipelineExecutionUuid"}),
+            lambda d: _replace_input(d, Outputs.TEST, {"Get": "Execution.PipelineExecutionUuid"}),
             "unknown execution variable 'PipelineExecutionUuid'",
         ),
         (
-            lambda d: _replace_input(d, "model", {"Std:Concat": {"Values": ["s3://b/", "k"]}}),
+            lambda d: _replace_input(d, Outputs.TEST, {"Std:Concat": {"Values": ["s3://b/", "k"]}}),
             "function 'Std:Concat' is not supported",
         ),
         (

@@ -1,22 +1,21 @@
-"""In-process hyperparameter search over the eight families, on warm worker processes.
+"""The benchmarks' floor: an in-process hyperparameter search over the families, on warm workers.
 
-A trial is what one SageMaker training job in the tuning step does (CV, refit, save the model
-into its own output directory), run by a worker that imported the libraries and read the
-training split once. Trials are spread over the families in turn, like a multi-algorithm tuning
-job, with hyperparameters drawn from the shared search spaces.
+Not the pipeline's tuner (that is `local.executor.tuner`, driven by the definition): this is the
+least a search can cost, which `bench_search.py` and `bench_local_pipeline.py` print beside the
+executor's numbers. A trial is what one SageMaker training job in the tuning step does (CV,
+refit, save the model into its own output directory), run by a worker of `local.jobs`' pool that
+imported the libraries and read the training split once. Trials are spread over the families in
+turn, like a multi-algorithm tuning job, with hyperparameters drawn from the shared search spaces.
 """
 
 from __future__ import annotations
 
-import importlib
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,17 @@ import numpy as np
 from container.errors import InputError
 from container.families import FAMILIES, get_family
 from container.search_space import sample
+from local.jobs import new_pool, warm_up
+
+__all__ = [
+    "TrialOutcome",
+    "TrialSpec",
+    "best_trial",
+    "plan_trials",
+    "search",
+    "warm_up",
+    "worker_pool",
+]
 
 _worker_data: dict[str, object] = {}
 
@@ -56,26 +66,6 @@ def plan_trials(
     return trials
 
 
-def _init_worker(preload: tuple[str, ...]) -> None:
-    from threadpoolctl import threadpool_limits
-
-    # Imported once per worker, not once per trial.
-    for module in preload:
-        importlib.import_module(module)
-
-    # Parallelism comes from running one trial per core; BLAS/OpenMP threads would oversubscribe.
-    threadpool_limits(limits=1)
-
-
-def _ready(_index: int) -> int:
-    return os.getpid()
-
-
-def warm_up(pool: ProcessPoolExecutor, workers: int) -> None:
-    """Start every worker (imports included) before timing-sensitive work."""
-    list(pool.map(_ready, range(workers * 4)))
-
-
 def run_one(
     spec: TrialSpec, train_dir: Path, output_root: Path, metric: str, folds: int, random_state: int
 ) -> TrialOutcome:
@@ -106,22 +96,10 @@ def run_one(
     return TrialOutcome(spec, result.cv.mean, model_dir, time.perf_counter() - started)
 
 
-def new_pool(
-    workers: int | None = None, preload: tuple[str, ...] = ("container.training",)
-) -> ProcessPoolExecutor:
-    """Warm workers (spawned, so no OpenMP state is forked); also the pipeline's job runners."""
-    return ProcessPoolExecutor(
-        max_workers=workers or os.cpu_count() or 1,
-        mp_context=get_context("spawn"),
-        initializer=_init_worker,
-        initargs=(preload,),
-    )
-
-
 @contextmanager
 def worker_pool(workers: int | None = None) -> Iterator[ProcessPoolExecutor]:
-    """Warm workers reused across datasets."""
-    with new_pool(workers) as pool:
+    """Warm workers reused across datasets, with the training libraries imported."""
+    with new_pool(workers, ("container.training",)) as pool:
         yield pool
 
 
