@@ -3,9 +3,11 @@
 Hyperparameters come from /opt/ml/input/config/hyperparameters.json (all values are strings, as
 SageMaker writes them). Static ones: `family`, `mode` (`cv`, the default, or `plain`), `metric`,
 `cv_folds`, `random_state`; every other key must be a tuned hyperparameter of the family. In `cv`
-mode the objective is printed as `cv_score=<value>;` for the tuning job's metric regex, and the
-model is then fitted on the whole training split and saved, so the best trial's artifact already
-is the refit model. `plain` mode skips cross-validation.
+mode each fold's score is printed as `cv_fold_<n>=<value>;`, their spread as `cv_std=<value>;`
+and the objective (their mean) as `cv_score=<value>;`, for the tuning job's metric regexes
+(`container.metrics.metric_definitions`); the model is then fitted on the whole training split
+and saved, so every trial's artifact already is a refit model. `plain` mode skips
+cross-validation.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from container import paths
 from container.artifact import save_model
 from container.errors import InputError, run_entry_point
 from container.families import get_family
-from container.metrics import objective_line
+from container.metrics import cv_lines
 from container.search_space import unquote
 from container.training import default_threads, load_training_data, run_trial
 
@@ -68,7 +70,10 @@ def train(hyperparameters: dict[str, Any], train_dir: Path, model_dir: Path) -> 
         threads=default_threads(),
     )
     if result.cv is not None:
-        print(objective_line(result.cv.mean), flush=True)
+        # The fold scores and their spread are for people (the training job's metrics, Studio);
+        # the tuner reads only the mean (the objective line, printed last), and the pipeline's
+        # choice among trials reads the same fold scores from the trial's signature.
+        print("\n".join(cv_lines(result.cv.fold_scores, result.cv.std)), flush=True)
     return save_model(model_dir, result.estimator, result.signature)
 
 

@@ -4,8 +4,9 @@ One pipeline per dataset (`naming.pipeline_name`), every dataset setting a pipel
 whose default is that dataset's registry value, so "Start execution" in Studio repeats the last
 CI run and the local runtime can run a definition with its defaults. Steps:
 
-    Preprocess (processing) -> Tune (one tuning job over the eight families)
-      -> Evaluate (processing, the best trial's model on the holdout; property file)
+    Preprocess (processing) -> Tune (one tuning job over every family)
+      -> Evaluate (processing: chooses a trial by the one-standard-error rule over its fold
+         scores, scores that model on the holdout; property file, and the chosen model.tar.gz)
       -> CheckMetric (condition: holdout metric >= threshold)
            -> CheckModelChanged (condition: the model's sha256 != LatestModelSha256)
                 -> Register-RegisterModel (model package in the dataset's group)
@@ -20,9 +21,24 @@ model is not a failure: a Fail step would mark the execution Failed and notify t
 the check's else-branch is empty and CheckModelChanged's outcome False is what says "unchanged".
 
 There is no refit step: in cv mode the training entry point fits the model on the whole training
-split after cross-validation and saves it, so the best trial's artifact already is the final
-model. Its location is not a tuning-job property; `get_top_model_s3_uri` builds it from the
-estimators' output path and the best trial's name (TrainingJobSummaries is ordered best first).
+split after cross-validation and saves it, so every trial's artifact already is a final model.
+
+The tuner maximises the CV mean, but the top of many noisy means favours high-variance settings
+on small data, so the registered model is not simply the tuner's best trial
+(`TrainingJobSummaries[0]`): Evaluate receives every trial artifact of the tuning job (the S3
+key prefix `<tuning output>/<tuning job name>-`, since SageMaker names trials
+`<tuning job>-<NNN>-<hash>` and writes `<training job>/output/model.tar.gz`), reads each trial's
+fold scores from its signature, applies the one-standard-error rule (`container.selection`),
+records the choice and its reason in the report's `selection`, evaluates the chosen model and
+outputs it; Register registers that output. Why the whole prefix and not the top K of
+TrainingJobSummaries (`get_top_model_s3_uri(top_k=i)`): a reference to a summary that does not
+exist, or to a failed trial's missing artifact, fails the execution, and the pipeline keeps at
+most 50 summaries; the prefix holds exactly the trials that saved a model. The tuning job name
+comes from the Tune step's properties, so a cached Tune step leads to its own trials, and the
+prefix stays per tuning job although the output path is per dataset (which keeps the Tune step
+cacheable and `mme trials` able to find artifacts). Each trial also prints its fold scores and
+their spread as metrics (`container.metrics.metric_definitions`), so the training jobs show
+them in FinalMetricDataList and in Studio.
 
 The definition is built offline and deterministically: the image's own entry points run every
 job (no code is uploaded), job names are left to SageMaker, and no timestamp or random name
@@ -43,8 +59,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from container.errors import InputError
 from container.families import FAMILIES
-from container.layout import EXPLAINABILITY_FILE, MODEL_SHA256_PATH, REGISTER_METRIC_PATH
-from container.metrics import METRIC_NAMES, OBJECTIVE_METRIC_NAME, OBJECTIVE_METRIC_REGEX
+from container.layout import (
+    ARTIFACT_FILE,
+    EXPLAINABILITY_FILE,
+    MODEL_SHA256_PATH,
+    REGISTER_METRIC_PATH,
+)
+from container.metrics import (
+    MAX_CV_FOLDS,
+    METRIC_NAMES,
+    MIN_CV_FOLDS,
+    OBJECTIVE_METRIC_NAME,
+    metric_definitions,
+)
 from container.search_space import CategoricalRange, ContinuousRange, IntegerRange, Range
 from modelbuild import naming
 from modelbuild.datasets import Dataset
@@ -109,6 +136,14 @@ MAX_PROCESSING_SECONDS = 3600
 DEFAULT_INSTANCE_TYPE = "ml.m5.large"
 # The SDK's ModelStep appends this to the name it is given (see naming.Steps.REGISTER).
 _MODEL_STEP_SUFFIX = "-RegisterModel"
+# Evaluate's input holding every trial artifact, and its output holding the chosen one (the
+# model Register registers).
+TRIALS_INPUT = "trials"
+CHOSEN_MODEL_OUTPUT = "model"
+# Where Evaluate's report names the chosen trial (container.selection.Selection.to_dict) and its
+# family (the evaluated model's signature): the registered version's metadata.
+CHOSEN_TRIAL_PATH = "selection.chosen_trial"
+CHOSEN_ALGORITHM_PATH = "algorithm"
 _INSTANCE_TYPE = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -146,7 +181,7 @@ class PipelineSettings(_Strict):
     categorical: str = ""
     test_size: Annotated[float, Field(gt=0.0, lt=1.0)]
     random_state: Annotated[int, Field(ge=0)]
-    cv_folds: Annotated[int, Field(ge=2, le=20)]
+    cv_folds: Annotated[int, Field(ge=MIN_CV_FOLDS, le=MAX_CV_FOLDS)]
     metric: Literal[METRIC_NAMES]  # type: ignore[valid-type]
     tuning_strategy: Literal[TUNING_STRATEGIES] = "Bayesian"  # type: ignore[valid-type]
     max_jobs: Annotated[int, Field(ge=1, le=500)] = 60
@@ -409,10 +444,9 @@ def build_pipeline(settings: PipelineSettings, context: ProjectContext) -> Pipel
                 name: {spec.name: _search_range(spec) for spec in family.space}
                 for name, family in FAMILIES.items()
             },
-            metric_definitions_dict={
-                name: [{"Name": OBJECTIVE_METRIC_NAME, "Regex": OBJECTIVE_METRIC_REGEX}]
-                for name in FAMILIES
-            },
+            # The objective, the fold spread and every fold's score (up to MAX_CV_FOLDS, since
+            # the fold count is a parameter): FinalMetricDataList and Studio's trial view.
+            metric_definitions_dict={name: metric_definitions() for name in FAMILIES},
             # Every metric in container.metrics is higher-is-better.
             objective_type="Maximize",
             strategy=p[Params.STRATEGY],
@@ -438,10 +472,16 @@ def build_pipeline(settings: PipelineSettings, context: ProjectContext) -> Pipel
                 include_cls_metadata=dict.fromkeys(FAMILIES, False),
             ),
         )
-        best_model = step_tune.get_top_model_s3_uri(
-            top_k=0, s3_bucket=context.bucket, prefix=tuning_prefix
+        # Every trial artifact of this tuning job and nothing else: the key prefix ends with the
+        # job's name and the '-' that SageMaker puts before each trial's number.
+        trial_artifacts = Join(
+            on="",
+            values=[
+                naming.s3_uri(context.bucket, tuning_prefix) + "/",
+                step_tune.properties.HyperParameterTuningJobName,
+                "-",
+            ],
         )
-        best_trial = step_tune.properties.TrainingJobSummaries[0]
 
         report = PropertyFile(
             name=naming.EVALUATION_PROPERTY_FILE,
@@ -450,13 +490,18 @@ def build_pipeline(settings: PipelineSettings, context: ProjectContext) -> Pipel
         )
         step_evaluate = ProcessingStep(
             name=Steps.EVALUATE,
-            description="Score the best model on the holdout split",
+            description=(
+                "Choose a trial by the one-standard-error rule over its fold scores and score "
+                "it on the holdout split"
+            ),
             cache_config=cache,
             property_files=[report],
             step_args=processor("evaluate").run(
                 inputs=[
                     ProcessingInput(
-                        input_name="model", source=best_model, destination=_local("model")
+                        input_name=TRIALS_INPUT,
+                        source=trial_artifacts,
+                        destination=_local(TRIALS_INPUT),
                     ),
                     ProcessingInput(
                         input_name=Outputs.TEST,
@@ -469,29 +514,45 @@ def build_pipeline(settings: PipelineSettings, context: ProjectContext) -> Pipel
                         output_name=Outputs.EVALUATION,
                         source=_local(Outputs.EVALUATION),
                         destination=output_uri(Outputs.EVALUATION),
-                    )
+                    ),
+                    ProcessingOutput(
+                        output_name=CHOSEN_MODEL_OUTPUT,
+                        source=_local(CHOSEN_MODEL_OUTPUT),
+                        destination=output_uri(CHOSEN_MODEL_OUTPUT),
+                    ),
                 ],
                 arguments=[
                     _flag("metric", p[Params.METRIC]),
-                    _flag("model", _local("model")),
+                    _flag("trials", _local(TRIALS_INPUT)),
+                    _flag("tuning-job", step_tune.properties.HyperParameterTuningJobName),
+                    _flag("model-output", _local(CHOSEN_MODEL_OUTPUT)),
                     _flag("test-dir", _local(Outputs.TEST)),
                     _flag("output-dir", _local(Outputs.EVALUATION)),
                 ],
             ),
         )
-        evaluation_uri = step_evaluate.properties.ProcessingOutputConfig.Outputs[
-            Outputs.EVALUATION
-        ].S3Output.S3Uri
+        evaluate_outputs = step_evaluate.properties.ProcessingOutputConfig.Outputs
+        evaluation_uri = evaluate_outputs[Outputs.EVALUATION].S3Output.S3Uri
+        # The bytes Evaluate chose and scored; the report's model_sha256 is their checksum.
+        chosen_model = Join(
+            on="/", values=[evaluate_outputs[CHOSEN_MODEL_OUTPUT].S3Output.S3Uri, ARTIFACT_FILE]
+        )
         holdout_value = JsonGet(
             step_name=step_evaluate.name, property_file=report, json_path=REGISTER_METRIC_PATH
         )
         model_sha256 = JsonGet(
             step_name=step_evaluate.name, property_file=report, json_path=MODEL_SHA256_PATH
         )
+        chosen_trial = JsonGet(
+            step_name=step_evaluate.name, property_file=report, json_path=CHOSEN_TRIAL_PATH
+        )
+        chosen_algorithm = JsonGet(
+            step_name=step_evaluate.name, property_file=report, json_path=CHOSEN_ALGORITHM_PATH
+        )
 
         register_args = Model(
             image_uri=p[Params.IMAGE],
-            model_data=best_model,
+            model_data=chosen_model,
             role=context.role_arn,
             sagemaker_session=session,
         ).register(
@@ -503,15 +564,16 @@ def build_pipeline(settings: PipelineSettings, context: ProjectContext) -> Pipel
             description=Join(
                 on="",
                 values=[
-                    f"{dataset}: the tuned model with the best cross-validated ",
+                    f"{dataset}: the tuned model chosen by the one-standard-error rule on "
+                    "cross-validated ",
                     p[Params.METRIC],
                 ],
             ),
             customer_metadata_properties={
                 "dataset": p[Params.DATASET],
                 "metric": p[Params.METRIC],
-                "algorithm": best_trial.TrainingJobDefinitionName,
-                "training-job": best_trial.TrainingJobName,
+                "algorithm": chosen_algorithm,
+                "training-job": chosen_trial,
                 naming.MODEL_SHA256_METADATA_KEY: model_sha256,
             },
             model_metrics=ModelMetrics(

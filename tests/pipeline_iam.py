@@ -172,7 +172,9 @@ def _tuning(derivation: Derivation, name: str, arguments: dict[str, Any], scope:
         summaries.append(
             {"TrainingJobName": trial, "TrainingJobDefinitionName": definition["DefinitionName"]}
         )
-    scope.steps[name] = StepState({**arguments, "TrainingJobSummaries": summaries})
+    scope.steps[name] = StepState(
+        {**arguments, "HyperParameterTuningJobName": job, "TrainingJobSummaries": summaries}
+    )
 
 
 def _register(derivation: Derivation, name: str, arguments: dict[str, Any], version: int) -> None:
@@ -204,7 +206,12 @@ def execution_requests(
     def read_json(uri: str) -> Any:
         # Std:JsonGet reads the property file as the pipeline role.
         derivation.read(f"JsonGet {uri.rsplit('/', 1)[-1]}", uri, prefix=False)
-        return {"register_metric": {"value": 1.0}, "model_sha256": "b" * 64}
+        return {
+            "register_metric": {"value": 1.0},
+            "model_sha256": "b" * 64,
+            "algorithm": "xgboost",
+            "selection": {"chosen_trial": f"{EXECUTION_ID}-Tune-001-xgboost"},
+        }
 
     scope = Scope({**values, **parameters}, {"PipelineExecutionId": EXECUTION_ID}, {}, read_json)
     for step in _steps(definition["Steps"]):

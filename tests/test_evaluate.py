@@ -88,3 +88,88 @@ def test_a_test_split_with_foreign_labels_is_named(mixed_split: Path, tmp_path: 
     with pytest.raises(InputError, match=r"test\.csv'.*label\(s\) \['#spam'\] not in the schema"):
         evaluate(artifact, broken, tmp_path / "eval", "roc_auc")
     assert not (tmp_path / "eval" / REPORT_FILE).exists()
+
+
+def _cv_trial(split: Path, tmp: Path, family: str) -> Path:
+    """A tuning trial's model directory, trained in cv mode as the pipeline's trials are."""
+    train({"family": family, "cv_folds": "4", "metric": "roc_auc"}, split / "train", tmp / family)
+    return tmp / family
+
+
+def _with_folds(model_dir: Path, destination: Path, folds: list[float]) -> Path:
+    """The trial packed with other fold scores in its signature: the model file (and so the
+    checksum its signature names) is unchanged, so the artifact still verifies."""
+    from container.layout import SIGNATURE_FILE
+
+    signature = json.loads((model_dir / SIGNATURE_FILE).read_text())
+    signature["cv"].update(fold_scores=folds, mean=sum(folds) / len(folds))
+    (model_dir / SIGNATURE_FILE).write_text(json.dumps(signature))
+    return pack(model_dir, destination)
+
+
+def test_evaluate_registers_the_steadier_trial_within_one_standard_error(
+    mixed_split: Path, tmp_path: Path
+) -> None:
+    """The tuner's top mean is a noisy trial; Evaluate chooses, outputs and scores the steadier
+    one within one standard error of it, and the report says which and why."""
+    from container.evaluate import evaluate_trials
+
+    trials = tmp_path / "trials"
+    job = "exec-Tune"
+    noisy = f"{job}-001-aaaaaaaa"
+    steady = f"{job}-002-bbbbbbbb"
+    noisy_archive = _with_folds(
+        _cv_trial(mixed_split, tmp_path, "naive-bayes"),
+        trials / noisy / "output" / ARTIFACT_FILE,
+        [0.99, 0.85, 0.98, 0.86],
+    )
+    steady_archive = _with_folds(
+        _cv_trial(mixed_split, tmp_path, "logistic-regression"),
+        trials / steady / "output" / ARTIFACT_FILE,
+        [0.91, 0.91, 0.915, 0.905],
+    )
+    # A trial that failed after writing a broken archive is skipped, not fatal.
+    (trials / f"{job}-003-cccccccc" / "output").mkdir(parents=True)
+    (trials / f"{job}-003-cccccccc" / "output" / ARTIFACT_FILE).write_bytes(b"truncated")
+
+    report = evaluate_trials(
+        trials, mixed_split / "test", tmp_path / "eval", "roc_auc", tmp_path / "chosen", job
+    )
+    selection = report["selection"]
+    assert selection["best_trial"] == noisy
+    assert selection["chosen_trial"] == steady, "the plain top mean was registered"
+    assert report["algorithm"] == "logistic-regression"
+    assert [s["trial"] for s in selection["skipped"]] == [f"{job}-003-cccccccc"]
+    assert steady in selection["reason"]
+    chosen = tmp_path / "chosen" / ARTIFACT_FILE
+    assert chosen.read_bytes() == steady_archive.read_bytes() != noisy_archive.read_bytes()
+    written = json.loads((tmp_path / "eval" / REPORT_FILE).read_text())
+    assert written["selection"] == selection
+    assert written["model_sha256"] == report["model_sha256"]
+
+
+def test_evaluate_main_chooses_among_trials_and_names_a_run_without_any(
+    mixed_split: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from container.evaluate import main
+
+    trials = tmp_path / "trials"
+    model_dir = _cv_trial(mixed_split, tmp_path, "naive-bayes")
+    pack(model_dir, trials / "001-aaaaaaaa" / "output" / ARTIFACT_FILE)
+    arguments = [
+        f"--trials={trials}",
+        "--tuning-job=exec-Tune",
+        f"--model-output={tmp_path / 'chosen'}",
+        f"--test-dir={mixed_split / 'test'}",
+        f"--output-dir={tmp_path / 'eval'}",
+    ]
+    main(arguments)
+    assert "chose exec-Tune-001-aaaaaaaa" in capsys.readouterr().out
+    assert (tmp_path / "chosen" / ARTIFACT_FILE).is_file()
+
+    # Trials without fold scores (trained without CV) leave nothing to choose from.
+    empty = tmp_path / "plain-trials"
+    train({"family": "naive-bayes", "mode": "plain"}, mixed_split / "train", tmp_path / "plain")
+    pack(tmp_path / "plain", empty / "exec-Tune-001-a" / "output" / ARTIFACT_FILE)
+    with pytest.raises(InputError, match="no cross-validation result"):
+        main([f"--trials={empty}", *arguments[1:]])

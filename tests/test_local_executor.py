@@ -97,14 +97,25 @@ def test_every_dataset_runs_the_real_definition_end_to_end(
         assert home.s3.exists(artifact)
 
         package = home.registry.get(f"{PROJECT}-{name}", 1)
-        assert package.model_data_url == artifact
         assert package.approval_status == "PendingManualApproval"
-        assert package.customer_metadata["algorithm"] == best["TrainingJobDefinitionName"]
         report_uri = package.model_metrics["ModelQuality"]["Statistics"]["S3Uri"]
         report = json.loads(home.s3.get_bytes(report_uri))
+        # Evaluate chose among the trials (one-SE rule) and Register took Evaluate's copy of the
+        # chosen trial's artifact, byte for byte.
+        evaluate = record.step(Steps.EVALUATE)
+        assert evaluate is not None
+        chosen_copy = next(o for o in evaluate.outputs if o.endswith("/model"))
+        assert package.model_data_url == f"{chosen_copy}/model.tar.gz"
+        chosen = report["selection"]["chosen_trial"]
+        assert home.s3.get_bytes(package.model_data_url) == home.s3.get_bytes(
+            f"{output_path}/{chosen}/output/model.tar.gz"
+        )
+        assert package.customer_metadata["algorithm"] == report["algorithm"]
+        assert package.customer_metadata["training-job"] == chosen
         # The checksum the next run compares with: the registered model's, from its report.
         assert package.customer_metadata[naming.MODEL_SHA256_METADATA_KEY] == report["model_sha256"]
-        assert report["cv"]["mean"] == pytest.approx(values[0])
+        assert report["selection"]["best_mean"] == pytest.approx(values[0])
+        assert report["selection"]["best_trial"] == best["TrainingJobName"]
         assert report["dataset"] == name
 
 
@@ -252,6 +263,20 @@ def test_a_training_step_feeds_its_model_artifact_to_later_steps(
     evaluate["Arguments"]["ProcessingInputs"][0]["S3Input"]["S3Uri"] = {
         "Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"
     }
+
+    # One model instead of a tuning job's trials: Evaluate's `--model` mode, nothing to choose.
+    # Each argument is `--name=value`, a plain string or a Std:Join whose first value is the
+    # `--name=` prefix.
+    def flag(argument: Any) -> str:
+        text = argument if isinstance(argument, str) else argument["Std:Join"]["Values"][0]
+        return text.split("=", 1)[0]
+
+    arguments = evaluate["Arguments"]["AppSpecification"]["ContainerArguments"]
+    evaluate["Arguments"]["AppSpecification"]["ContainerArguments"] = [
+        argument.replace("--trials=", "--model=") if isinstance(argument, str) else argument
+        for argument in arguments
+        if flag(argument) not in ("--tuning-job", "--model-output")
+    ]
     definition["Steps"] = [preprocess, train, evaluate]
     record = PipelineExecutor(home, runner).start("train-step", definition, {"CvFolds": 2})
     assert record.status == "Succeeded", record.failure_reason

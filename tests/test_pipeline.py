@@ -15,7 +15,13 @@ from click.testing import CliRunner
 from container.errors import InputError
 from container.families import FAMILIES
 from container.layout import MODEL_SHA256_PATH, REGISTER_METRIC_PATH
-from container.metrics import OBJECTIVE_METRIC_NAME, OBJECTIVE_METRIC_REGEX
+from container.metrics import (
+    CV_STD_METRIC_NAME,
+    OBJECTIVE_METRIC_NAME,
+    OBJECTIVE_METRIC_REGEX,
+    fold_metric_name,
+    metric_definitions,
+)
 from container.search_space import CategoricalRange, ContinuousRange, IntegerRange
 from modelbuild import naming
 from modelbuild.datasets import default_registry, get_dataset, materialize
@@ -183,9 +189,10 @@ def test_one_tuning_job_searches_every_family_with_the_shared_spaces(
         assert static["family"] == name and static["mode"] == "cv"
         assert static["metric"] == _get(f"Parameters.{Params.METRIC}")
         assert job["TuningObjective"] == {"Type": "Maximize", "MetricName": OBJECTIVE_METRIC_NAME}
-        assert job["AlgorithmSpecification"]["MetricDefinitions"] == [
-            {"Name": OBJECTIVE_METRIC_NAME, "Regex": OBJECTIVE_METRIC_REGEX}
-        ]
+        declared = job["AlgorithmSpecification"]["MetricDefinitions"]
+        assert declared[0] == {"Name": OBJECTIVE_METRIC_NAME, "Regex": OBJECTIVE_METRIC_REGEX}
+        # The fold spread and each fold's score, from the one list container.metrics keeps.
+        assert declared == metric_definitions()
         channels = job["InputDataConfig"]
         assert [c["ChannelName"] for c in channels] == ["train"]
         assert channels[0]["DataSource"]["S3DataSource"]["S3Uri"] == _output(
@@ -225,27 +232,51 @@ def test_a_time_budget_becomes_the_tuning_jobs_max_runtime() -> None:
 
 
 def test_steps_are_wired_to_the_right_outputs(definitions: dict[str, Built]) -> None:
+    from modelbuild.pipeline import (
+        CHOSEN_ALGORITHM_PATH,
+        CHOSEN_MODEL_OUTPUT,
+        CHOSEN_TRIAL_PATH,
+        TRIALS_INPUT,
+    )
+
     definition = definitions["wine"].definition
     tune = step(definition, Steps.TUNE)["Arguments"]
     output_paths = {j["OutputDataConfig"]["S3OutputPath"] for j in tune["TrainingJobDefinitions"]}
     assert output_paths == {f"s3://{BUCKET}/{naming.tuning_output_prefix('wine')}"}
-    # The best trial's artifact: <S3OutputPath>/<best training job>/output/model.tar.gz.
-    best_model = {
+    # Evaluate gets every trial artifact of this execution's tuning job, and only those: the key
+    # prefix <S3OutputPath>/<tuning job>- (trials are <tuning job>-<NNN>-<hash>, each artifact at
+    # <training job>/output/model.tar.gz), the job's name read from the Tune step, so a cached
+    # Tune step leads to its own trials. Not the top trial alone (TrainingJobSummaries[0]).
+    tuning_job = _get(f"Steps.{Steps.TUNE}.HyperParameterTuningJobName")
+    trials = {
         "Std:Join": {
-            "On": "/",
-            "Values": [
-                "s3:/",
-                BUCKET,
-                naming.tuning_output_prefix("wine"),
-                _get(f"Steps.{Steps.TUNE}.TrainingJobSummaries[0].TrainingJobName"),
-                "output/model.tar.gz",
-            ],
+            "On": "",
+            "Values": [f"s3://{BUCKET}/{naming.tuning_output_prefix('wine')}/", tuning_job, "-"],
         }
     }
     evaluate = step(definition, Steps.EVALUATE)
     inputs = {i["InputName"]: i["S3Input"] for i in evaluate["Arguments"]["ProcessingInputs"]}
-    assert inputs["model"]["S3Uri"] == best_model
+    assert set(inputs) == {TRIALS_INPUT, Outputs.TEST}
+    assert inputs[TRIALS_INPUT]["S3Uri"] == trials
+    assert inputs[TRIALS_INPUT]["S3DataType"] == "S3Prefix"
+    assert "TrainingJobSummaries" not in json.dumps(evaluate)
     assert inputs[Outputs.TEST]["S3Uri"] == _output(Steps.PREPROCESS, Outputs.TEST)
+    arguments = evaluate["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert f"--trials={inputs[TRIALS_INPUT]['LocalPath']}" in arguments
+    assert {"Std:Join": {"On": "", "Values": ["--tuning-job=", tuning_job]}} in arguments
+    outputs = {
+        o["OutputName"]: o["S3Output"]
+        for o in evaluate["Arguments"]["ProcessingOutputConfig"]["Outputs"]
+    }
+    assert set(outputs) == {Outputs.EVALUATION, CHOSEN_MODEL_OUTPUT}
+    assert f"--model-output={outputs[CHOSEN_MODEL_OUTPUT]['LocalPath']}" in arguments
+    # Register registers the model Evaluate chose, scored and wrote: its output, not a trial's.
+    chosen_model = {
+        "Std:Join": {
+            "On": "/",
+            "Values": [_output(Steps.EVALUATE, CHOSEN_MODEL_OUTPUT), "model.tar.gz"],
+        }
+    }
     assert evaluate["PropertyFiles"] == [
         {
             "PropertyFileName": naming.EVALUATION_PROPERTY_FILE,
@@ -255,7 +286,8 @@ def test_steps_are_wired_to_the_right_outputs(definitions: dict[str, Built]) -> 
     ]
     register = step(definition, Steps.REGISTER)["Arguments"]
     container = register["InferenceSpecification"]["Containers"][0]
-    assert container["ModelDataUrl"] == best_model
+    assert container["ModelDataUrl"] == chosen_model
+    assert "TrainingJobSummaries" not in json.dumps(register)
     assert register["InferenceSpecification"]["SupportedContentTypes"] == [
         "text/csv",
         "application/json",
@@ -308,20 +340,46 @@ def test_steps_are_wired_to_the_right_outputs(definitions: dict[str, Built]) -> 
     }
     # The registered version carries the checksum the next run compares with.
     assert register["CustomerMetadataProperties"][naming.MODEL_SHA256_METADATA_KEY] == checksum
+    # ... and names the chosen trial and its family, from the same report.
+    report_file = _get(f"Steps.{Steps.EVALUATE}.PropertyFiles.{naming.EVALUATION_PROPERTY_FILE}")
+    assert register["CustomerMetadataProperties"]["training-job"] == {
+        "Std:JsonGet": {"PropertyFile": report_file, "Path": CHOSEN_TRIAL_PATH}
+    }
+    assert register["CustomerMetadataProperties"]["algorithm"] == {
+        "Std:JsonGet": {"PropertyFile": report_file, "Path": CHOSEN_ALGORITHM_PATH}
+    }
     message = step(definition, Steps.FAIL)["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
     assert _get(f"Parameters.{Params.METRIC}") in message
     assert holdout in message
     assert _get(f"Parameters.{Params.THRESHOLD}") in message
 
 
-def _resolved_arguments(definition: dict[str, Any], name: str, root: Path) -> list[str]:
-    """A processing step's ContainerArguments with parameter defaults, paths moved under root."""
+def _substituted(value: Any, reference: str, replacement: str) -> Any:
+    """`value` with every `{"Get": reference}` replaced: a step property a test stands in for."""
+    if value == {"Get": reference}:
+        return replacement
+    if isinstance(value, dict):
+        return {k: _substituted(v, reference, replacement) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substituted(v, reference, replacement) for v in value]
+    return value
+
+
+def _resolved_arguments(
+    definition: dict[str, Any], name: str, root: Path, tuning_job: str = ""
+) -> list[str]:
+    """A processing step's ContainerArguments with parameter defaults, paths moved under root
+    (and the Tune step's job name, where an argument reads it, as `tuning_job`)."""
     from modelbuild.validate import DefinitionChecker
 
     checker = DefinitionChecker(definition, None)
     checker.check_parameters()
     checker.steps = {s["Name"]: s for s in definition["Steps"]}
-    arguments = step(definition, name)["Arguments"]["AppSpecification"]["ContainerArguments"]
+    arguments = _substituted(
+        step(definition, name)["Arguments"]["AppSpecification"]["ContainerArguments"],
+        f"Steps.{Steps.TUNE}.HyperParameterTuningJobName",
+        tuning_job,
+    )
     values = [checker.evaluate(name, argument)[0] for argument in arguments]
     assert all(isinstance(v, str) for v in values), values
     return [v.replace("/opt/ml/processing", str(root)) for v in values]
@@ -330,11 +388,12 @@ def _resolved_arguments(definition: dict[str, Any], name: str, root: Path) -> li
 def test_the_definition_drives_the_container_entry_points(
     definitions: dict[str, Built], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Preprocess -> one trial -> evaluate, each fed exactly what the definition passes it."""
+    """Preprocess -> trials -> evaluate, each fed exactly what the definition passes it."""
     from container import evaluate, preprocess
     from container.artifact import pack
     from container.layout import ARTIFACT_FILE
     from container.train import train
+    from modelbuild.pipeline import CHOSEN_MODEL_OUTPUT, TRIALS_INPUT
 
     definition = definitions["breast-cancer"].definition
     root = tmp_path / "processing"
@@ -346,36 +405,105 @@ def test_the_definition_drives_the_container_entry_points(
     assert (root / Outputs.TRAIN / "train.csv").is_file()
     assert (root / Outputs.TEST / "test.csv").is_file()
 
-    job = next(
-        j
-        for j in step(definition, Steps.TUNE)["Arguments"]["TrainingJobDefinitions"]
-        if j["DefinitionName"] == "naive-bayes"
-    )
     from modelbuild.validate import DefinitionChecker
 
     checker = DefinitionChecker(definition, None)
     checker.check_parameters()
-    hyperparameters = {
-        k: str(checker.evaluate(Steps.TUNE, v)[0]) for k, v in job["StaticHyperParameters"].items()
-    }
-    capsys.readouterr()
-    train(hyperparameters, root / Outputs.TRAIN, tmp_path / "model")
-    log = capsys.readouterr().out
-    regex = job["AlgorithmSpecification"]["MetricDefinitions"][0]["Regex"]
-    assert re.search(regex, log), log
+    folds = definitions["breast-cancer"].settings.cv_folds
+    # Two trials of one tuning job, laid out as the Evaluate step's trials input receives them.
+    tuning_job = "exec-Tune"
+    signatures = {}
+    for number, family in enumerate(("naive-bayes", "logistic-regression"), start=1):
+        job = next(
+            j
+            for j in step(definition, Steps.TUNE)["Arguments"]["TrainingJobDefinitions"]
+            if j["DefinitionName"] == family
+        )
+        hyperparameters = {
+            k: str(checker.evaluate(Steps.TUNE, v)[0])
+            for k, v in job["StaticHyperParameters"].items()
+        }
+        capsys.readouterr()
+        model_dir = tmp_path / family
+        signature = train(hyperparameters, root / Outputs.TRAIN, model_dir)
+        log = capsys.readouterr().out
+        regex = job["AlgorithmSpecification"]["MetricDefinitions"][0]["Regex"]
+        assert re.search(regex, log), log
+        # Every declared metric reads what the trial printed: the objective, the spread and
+        # one score per fold, as SageMaker would record them in FinalMetricDataList.
+        recorded = {}
+        for metric in job["AlgorithmSpecification"]["MetricDefinitions"]:
+            found = re.findall(metric["Regex"], log)
+            if found:
+                recorded[metric["Name"]] = float(found[-1])
+        cv = signature["cv"]
+        assert recorded == pytest.approx(
+            {
+                OBJECTIVE_METRIC_NAME: cv["mean"],
+                CV_STD_METRIC_NAME: cv["std"],
+                **{fold_metric_name(i + 1): s for i, s in enumerate(cv["fold_scores"])},
+            },
+            abs=1e-8,
+        )
+        assert len(cv["fold_scores"]) == folds
+        name = f"{tuning_job}-{number:03d}-0000000{number}"
+        signatures[name] = signature
+        pack(model_dir, root / TRIALS_INPUT / name / "output" / ARTIFACT_FILE)
 
-    pack(tmp_path / "model", root / "model" / ARTIFACT_FILE)
-    evaluate.main(_resolved_arguments(definition, Steps.EVALUATE, root))
+    evaluate.main(_resolved_arguments(definition, Steps.EVALUATE, root, tuning_job))
     report = json.loads((root / Outputs.EVALUATION / naming.EVALUATION_REPORT_FILE).read_text())
     value: Any = report
     for part in REGISTER_METRIC_PATH.split("."):
         value = value[part]
     assert 0.5 < float(value) <= 1.0
     assert report["register_metric"]["name"] == "roc_auc"
-    # CheckModelChanged reads the checksum of the model file the trial saved.
-    signature = json.loads((tmp_path / "model" / "signature.json").read_text())
-    assert report[MODEL_SHA256_PATH] == signature["model_sha256"]
+    selection = report["selection"]
+    assert selection["rule"] == "one-standard-error"
+    assert {c["trial"] for c in selection["candidates"]} <= set(signatures)
+    assert selection["trials_scored"] == 2 and selection["reason"]
+    chosen = selection["chosen_trial"]
+    # The chosen trial's artifact, byte for byte, is the output Register registers.
+    assert (root / CHOSEN_MODEL_OUTPUT / ARTIFACT_FILE).read_bytes() == (
+        root / TRIALS_INPUT / chosen / "output" / ARTIFACT_FILE
+    ).read_bytes()
+    # CheckModelChanged reads the checksum of the model file the chosen trial saved.
+    assert report[MODEL_SHA256_PATH] == signatures[chosen]["model_sha256"]
+    assert report["algorithm"] == signatures[chosen]["algorithm"]
     assert re.fullmatch(r"[0-9a-f]{64}", report[MODEL_SHA256_PATH])
+
+
+def test_metric_definitions_cover_every_fold_count_within_sagemakers_limits() -> None:
+    """Declared once for the largest fold count the settings accept (CvFolds is a parameter),
+    within the API's 40 definitions and its Name/Regex lengths; `cv_fold_1` reads fold 1 only."""
+    import botocore.session
+
+    from container.metrics import MAX_CV_FOLDS, cv_lines, parse_metrics
+    from modelbuild.pipeline import PipelineSettings
+
+    field = PipelineSettings.model_fields["cv_folds"]
+    largest = next(m.le for m in field.metadata if getattr(m, "le", None) is not None)
+    assert largest == MAX_CV_FOLDS
+    definitions = metric_definitions()
+    names = [d["Name"] for d in definitions]
+    assert names == [OBJECTIVE_METRIC_NAME, CV_STD_METRIC_NAME] + [
+        fold_metric_name(i) for i in range(1, largest + 1)
+    ]
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    shape = model.shape_for("HyperParameterAlgorithmSpecification").members["MetricDefinitions"]
+    assert len(definitions) <= shape.metadata["max"]
+    member = shape.member.members
+    for definition in definitions:
+        assert len(definition["Regex"]) <= member["Regex"].metadata["max"]
+        assert len(definition["Name"]) <= member["Name"].metadata["max"]
+
+    scores = [0.5 + i / 100 for i in range(largest)]
+    log = "\n".join(cv_lines(scores, 0.25))
+    parsed = parse_metrics(log)
+    assert parsed[fold_metric_name(1)] == pytest.approx(0.5)
+    assert parsed[fold_metric_name(10)] == pytest.approx(0.59)
+    assert parsed[fold_metric_name(largest)] == pytest.approx(scores[-1])
+    assert parsed[CV_STD_METRIC_NAME] == 0.25
+    assert parsed[OBJECTIVE_METRIC_NAME] == pytest.approx(sum(scores) / largest)
 
 
 @pytest.mark.parametrize(

@@ -110,3 +110,32 @@ def test_bad_hyperparameter_fails_the_job_with_sagemakers_failure_reason(
     reason = (ml / "output" / "failure").read_text()
     assert "'subsample'=1.5 is outside its range [0.5, 1.0]" in reason
     assert not (ml / "model" / "model.joblib").exists()
+
+
+def test_cv_mode_prints_each_fold_and_the_spread_as_declared_metrics(
+    mixed_split: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What the pipeline's MetricDefinitions read: every fold, the spread, and the objective (the
+    mean the tuner maximises) last; no fold the run did not have."""
+    from container.metrics import CV_STD_METRIC_NAME, fold_metric_name, parse_metrics
+
+    signature = train(
+        {"family": "naive-bayes", "metric": "roc_auc", "cv_folds": "4", "random_state": "3"},
+        mixed_split / "train",
+        tmp_path,
+    )
+    out = capsys.readouterr().out
+    metrics = parse_metrics(out)
+    cv = signature["cv"]
+    assert metrics == pytest.approx(
+        {
+            "cv_score": cv["mean"],
+            CV_STD_METRIC_NAME: cv["std"],
+            **{fold_metric_name(i): s for i, s in enumerate(cv["fold_scores"], start=1)},
+        },
+        abs=1e-8,
+    )
+    assert fold_metric_name(5) not in metrics
+    assert cv["std"] == pytest.approx(np.std(cv["fold_scores"]))
+    metric_lines = [line for line in out.splitlines() if line.startswith("cv_")]
+    assert metric_lines[-1].startswith("cv_score=")
