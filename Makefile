@@ -16,7 +16,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,pipeline]'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,pipeline,ui]'
 	touch $@
 
 demo: setup

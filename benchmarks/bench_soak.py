@@ -34,9 +34,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from container.serving.memory import process_rss  # noqa: E402
+from local.deploy_store import local_inference_log  # noqa: E402
 from local.endpoint import LocalEndpoint, local_invoker, runtime_client  # noqa: E402
 from local.invoker_http import InvokerHTTPServer  # noqa: E402
-from modeldeploy.local import local_inference_log  # noqa: E402
 from tests.deploy_support import PROJECT, artifacts, local_backend  # noqa: E402
 
 ROW = [5.1, 3.5, 1.4, 0.2]

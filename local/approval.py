@@ -47,7 +47,7 @@ def group_of(home: LocalHome, project: str, dataset_or_group: str) -> str:
     neither is refused with the closest dataset, so a typo is named instead of quietly
     listing an empty group."""
     from modelbuild.datasets import default_registry
-    from modelbuild.suggest import unknown
+    from modelbuild.did_you_mean import unknown
     from modeldeploy.naming import dataset_of_group
 
     groups = home.registry.list_groups()
@@ -76,9 +76,9 @@ def deploy_on_approval(
 ) -> Callable[[StateChangeEvent], None]:
     """What EventBridge's rule starts on AWS: deploy the event's dataset to dev, smoke-test it;
     with `canary`, a newer version goes in as dev's canary with dev's Canary.Weight."""
+    from local.deploy_backend import on_model_package_event
     from modeldeploy import naming as deploy_naming
     from modeldeploy.canary import load_policy
-    from modeldeploy.local import on_model_package_event
 
     stage = deploy_naming.STAGES[0]
     # Read before the registry changes: a broken stage config must not leave an approval

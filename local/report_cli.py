@@ -122,10 +122,7 @@ def report(ctx: click.Context, dataset: str, version: str | None) -> None:
     """Show the evaluation of DATASET's model VERSION (default: the latest): file paths,
     holdout metrics, warnings and the most important features."""
     settings = ctx.find_root().obj
-    try:
-        view = describe(settings.home, settings.project, dataset, version)
-    except InputError as error:
-        raise click.ClickException(error.describe()) from None
+    view = describe(settings.home, settings.project, dataset, version)
     package, content = view.package, view.report
     click.echo(
         f"{package.group_name} version {package.version} ({package.approval_status}): "

@@ -22,6 +22,7 @@ from local.registry import LocalModelRegistry
 from modelbuild import naming
 from modelbuild.datasets import Dataset, materialize
 from modelbuild.naming import Params, Steps
+from modelbuild.trials import CvScores, signature_cv
 from modelbuild.versions import (
     LatestVersion,
     comparison_parameters,
@@ -143,6 +144,16 @@ class Summary:
     metric: str
     holdout: dict[str, float]
     version: int | None
+    # The chosen trial's spread over its CV folds (None: its artifact holds no fold scores).
+    cv_std: float | None = None
+
+    @property
+    def cv_cell(self) -> str:
+        """`0.9712 ± 0.0123`: the chosen trial's CV mean and spread, as the tables print it."""
+        if self.cv_score is None:
+            return "-"
+        spread = f" ± {self.cv_std:.4f}" if self.cv_std is not None else ""
+        return f"{self.cv_score:.4f}{spread}"
 
     @property
     def status(self) -> str:
@@ -153,13 +164,26 @@ class Summary:
         return self.execution.failure_reason
 
 
+def best_trial_cv(home: LocalHome, artifact: str) -> CvScores | None:
+    """The chosen trial's CV result from its artifact's signature (for display: None when the
+    artifact is gone or unreadable, so a summary never fails over it)."""
+    try:
+        path = home.s3.path(artifact)
+        return signature_cv(path, artifact) if path.is_file() else None
+    except InputError:
+        return None
+
+
 def summarize(home: LocalHome, dataset: str, record: ExecutionRecord) -> Summary:
-    family = cv = None
+    family = cv = std = None
     tune = record.step(Steps.TUNE)
     if tune is not None and tune.status == "Succeeded":
         best = tune.properties["BestTrainingJob"]
         family = best["TrainingJobDefinitionName"]
         cv = best["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
+        # The Tune step's one output is the best trial's model.tar.gz (cached steps keep it).
+        scores = best_trial_cv(home, tune.outputs[0]) if tune.outputs else None
+        std = scores.std if scores is not None else None
     holdout: dict[str, float] = {}
     metric = str(record.parameters.get(Params.METRIC, ""))
     evaluate = record.step(Steps.EVALUATE)
@@ -176,4 +200,4 @@ def summarize(home: LocalHome, dataset: str, record: ExecutionRecord) -> Summary
         if register is not None and register.status == "Succeeded"
         else None
     )
-    return Summary(dataset, record, family, cv, metric, holdout, version)
+    return Summary(dataset, record, family, cv, metric, holdout, version, std)

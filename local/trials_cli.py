@@ -1,56 +1,28 @@
-"""`mme trials EXECUTION|DATASET`: the tuning leaderboard of one pipeline execution.
+"""`mme trials EXECUTION|DATASET [--aws]`: the tuning leaderboard of one pipeline execution.
 
-The Tune step's record holds what DescribeHyperParameterTuningJob and its TrainingJobSummaries
-say of each trial (family = training job definition, tuned hyperparameters, status, times, the
-objective). The per-fold scores are not in a summary, on AWS or here: each trial's model
-signature (`signature.json` in its model.tar.gz, written by `container.training.run_trial`)
-carries them, at `<definition's S3OutputPath>/<training job>/output/model.tar.gz`, where the
-executor, like SageMaker, puts a training job's artifact.
+Locally, the Tune step's record holds what DescribeHyperParameterTuningJob and its
+TrainingJobSummaries say of each trial (family = training job definition, tuned hyperparameters,
+status, times, the objective). The per-fold scores are not in a summary, on AWS or here: each
+trial's model signature (`signature.json` in its model.tar.gz, written by
+`container.training.run_trial`) carries them, at `<definition's S3OutputPath>/<training
+job>/output/model.tar.gz`, where the executor, like SageMaker, puts a training job's artifact.
+With --aws the same rows come from SageMaker (`modelbuild.trials_aws`); both print here.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from container.archive import checked_members, open_archive
 from container.errors import InputError
-from container.layout import SIGNATURE_FILE
 from modelbuild import naming
+from modelbuild.trials import Leaderboard, Trial, TrialScores, rank_trials, signature_cv
 
 if TYPE_CHECKING:
     from local.executions import ExecutionRecord, StepRecord
     from local.home import LocalHome
-
-# A signature is feature names, classes and baseline statistics: a few hundred KB at most.
-MAX_SIGNATURE_BYTES = 16 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Trial:
-    rank: int | None  # None: the trial reported no objective
-    training_job: str
-    family: str
-    hyperparameters: dict[str, str]  # the tuned ones, as the tuner passed them
-    status: str
-    cv_mean: float | None
-    cv_std: float | None
-    fold_scores: list[float] | None  # None: the trial's artifact is gone or unreadable
-    seconds: float | None
-    failure_reason: str | None
-    artifact: str | None
-
-
-@dataclass(frozen=True)
-class Leaderboard:
-    execution: ExecutionRecord
-    step: StepRecord
-    metric: str
-    trials: list[Trial]  # best first
 
 
 def _dataset(record: ExecutionRecord) -> str:
@@ -67,7 +39,7 @@ def find_execution(home: LocalHome, project: str, target: str) -> ExecutionRecor
     """TARGET as a registered dataset (its newest execution that got as far as tuning) or as an
     execution id or id prefix; a name that is neither is refused with the closest dataset."""
     from modelbuild.datasets import default_registry
-    from modelbuild.suggest import closest
+    from modelbuild.did_you_mean import closest
 
     store = home.executions
     known = set(default_registry()) | {_dataset(r) for r in store.list()}
@@ -95,13 +67,6 @@ def find_execution(home: LocalHome, project: str, target: str) -> ExecutionRecor
     )
 
 
-def _seconds(summary: dict[str, Any]) -> float | None:
-    started, ended = summary.get("TrainingStartTime"), summary.get("TrainingEndTime")
-    if not started or not ended:
-        return None
-    return (datetime.fromisoformat(ended) - datetime.fromisoformat(started)).total_seconds()
-
-
 def _output_paths(home: LocalHome, record: ExecutionRecord) -> dict[str, str]:
     """Each training job definition's S3OutputPath, from the definition the execution ran."""
     from local.executions import DEFINITION_FILE
@@ -121,26 +86,13 @@ def _output_paths(home: LocalHome, record: ExecutionRecord) -> dict[str, str]:
     return paths
 
 
-def read_cv(home: LocalHome, artifact: str) -> dict[str, Any] | None:
-    """The `cv` section of the signature inside a trial's model.tar.gz, without unpacking the
-    model; None when the artifact is gone or holds no CV result."""
+def read_cv(home: LocalHome, artifact: str) -> TrialScores:
+    """A trial's fold scores from the signature in its model.tar.gz in local S3, without
+    unpacking the model; no scores when the artifact is gone or holds no CV result."""
     path = home.s3.path(artifact)
     if not path.is_file():
-        return None
-    with open_archive(path, artifact) as tar:
-        for member in checked_members(tar, artifact):
-            if member.name != SIGNATURE_FILE:
-                continue
-            if member.size > MAX_SIGNATURE_BYTES:
-                raise InputError(f"{SIGNATURE_FILE} is {member.size} bytes", file=artifact)
-            stream = tar.extractfile(member)
-            try:
-                signature = json.loads(stream.read()) if stream else {}
-            except ValueError as error:
-                raise InputError(f"{SIGNATURE_FILE} is not JSON: {error}", file=artifact) from None
-            cv = signature.get("cv")
-            return cv if isinstance(cv, dict) else None
-    return None
+        return TrialScores(None, artifact)
+    return TrialScores(signature_cv(path, artifact), artifact)
 
 
 def leaderboard(home: LocalHome, record: ExecutionRecord) -> Leaderboard:
@@ -151,48 +103,23 @@ def leaderboard(home: LocalHome, record: ExecutionRecord) -> Leaderboard:
         state = f"its Tune step is {tune.status}" if tune else "it has no Tune step"
         raise InputError(f"execution {record.id} has no tuning trials ({state})")
     outputs = _output_paths(home, record)
-    trials = []
-    for summary in step.properties["TrainingJobSummaries"]:
+
+    def lookup(summary: dict[str, Any]) -> TrialScores:
         family = summary["TrainingJobDefinitionName"]
-        objective = summary.get("FinalHyperParameterTuningJobObjectiveMetric") or {}
-        artifact = None
-        cv = None
-        if summary["TrainingJobStatus"] == "Completed" and family in outputs:
-            artifact = f"{outputs[family]}/{summary['TrainingJobName']}/output/model.tar.gz"
-            cv = read_cv(home, artifact)
-        trials.append(
-            (
-                objective,
-                Trial(
-                    rank=None,
-                    training_job=summary["TrainingJobName"],
-                    family=family,
-                    hyperparameters=dict(summary.get("TunedHyperParameters") or {}),
-                    status=summary["TrainingJobStatus"],
-                    cv_mean=cv["mean"] if cv else objective.get("Value"),
-                    cv_std=cv["std"] if cv else None,
-                    fold_scores=list(cv["fold_scores"]) if cv else None,
-                    seconds=_seconds(summary),
-                    failure_reason=summary.get("FailureReason"),
-                    artifact=artifact,
-                ),
-            )
-        )
+        if family not in outputs:
+            return TrialScores()
+        return read_cv(home, f"{outputs[family]}/{summary['TrainingJobName']}/output/model.tar.gz")
 
-    def order(item: tuple[dict[str, Any], Trial]) -> tuple[int, float]:
-        objective, _ = item
-        if "Value" not in objective:
-            return (1, 0.0)
-        value = float(objective["Value"])
-        return (0, -value if objective.get("Type") == "Maximize" else value)
-
-    ranked = []
-    for position, (objective, trial) in enumerate(sorted(trials, key=order), start=1):
-        ranked.append(
-            Trial(**{**asdict(trial), "rank": position if "Value" in objective else None})
-        )
-    metric = str(record.parameters.get(naming.Params.METRIC, "objective"))
-    return Leaderboard(record, step, metric, ranked)
+    return Leaderboard(
+        execution=record.id,
+        pipeline=record.pipeline,
+        dataset=_dataset(record),
+        status=record.status,
+        tuning_job=step.properties.get("HyperParameterTuningJobName"),
+        cached_from=step.cached_from,
+        metric=str(record.parameters.get(naming.Params.METRIC, "objective")),
+        trials=rank_trials(step.properties["TrainingJobSummaries"], lookup),
+    )
 
 
 def _compact(hyperparameters: dict[str, str]) -> str:
@@ -214,58 +141,67 @@ def _score(trial: Trial) -> str:
     return f"{trial.cv_mean:.4f}{spread}"
 
 
-def _document(board: Leaderboard, trials: list[Trial]) -> dict[str, Any]:
-    record, step = board.execution, board.step
-    return {
-        "execution": record.id,
-        "pipeline": record.pipeline,
-        "dataset": _dataset(record),
-        "status": record.status,
-        "tuning_job": step.properties.get("HyperParameterTuningJobName"),
-        "cached_from": step.cached_from,
-        "metric": board.metric,
-        "trials_total": len(board.trials),
-        "trials": [asdict(t) for t in trials],
-    }
-
-
 @click.command()
 @click.argument("target", metavar="EXECUTION|DATASET")
 @click.option("--limit", type=click.IntRange(1), help="Show only the best N trials.")
 @click.option(
     "--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of a table."
 )
+@click.option(
+    "--aws",
+    "on_aws",
+    is_flag=True,
+    help="Read the trials from SageMaker (TARGET: a pipeline execution ARN or a dataset) with "
+    "your own AWS credentials.",
+)
+@click.option(
+    "--region",
+    # No envvar here: an ARN's own region must win over AWS_REGION; boto3 reads that after.
+    help="AWS region with --aws (default: the ARN's, else AWS_REGION or your profile's).",
+)
 @click.pass_context
-def trials(ctx: click.Context, target: str, limit: int | None, as_json: bool) -> None:
+def trials(
+    ctx: click.Context,
+    target: str,
+    limit: int | None,
+    as_json: bool,
+    on_aws: bool,
+    region: str | None,
+) -> None:
     """Show the tuning leaderboard of EXECUTION (an id or a prefix of one) or of DATASET's newest
     execution that reached tuning: family, hyperparameters, CV mean ± std and each fold's score,
-    time and status, best first."""
+    time and status, best first. With --aws, EXECUTION is a pipeline execution ARN."""
     settings = ctx.find_root().obj
-    try:
-        record = find_execution(settings.home, settings.project, target)
-        board = leaderboard(settings.home, record)
-    except InputError as error:
-        raise click.ClickException(error.describe()) from None
-    shown = board.trials[:limit]
+    if target.startswith("arn:") and not on_aws:
+        raise click.UsageError(f"'{target}' is an AWS ARN: add --aws to read it from SageMaker")
+    if on_aws:
+        from modelbuild.trials_aws import aws_leaderboard
+
+        board = aws_leaderboard(target, settings.project, region)
+    else:
+        board = leaderboard(settings.home, find_execution(settings.home, settings.project, target))
     if as_json:
-        click.echo(json.dumps(_document(board, shown), indent=2))
+        click.echo(json.dumps(board.document(limit), indent=2))
         return
-    _print(board, shown)
+    _print(board, board.trials[:limit])
 
 
 def _print(board: Leaderboard, shown: list[Trial]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from local.cli import console  # the one console that honours COLUMNS when piped
+    from local.commands import common
 
-    record, step = board.execution, board.step
-    completed = sum(t.status == "Completed" for t in board.trials)
-    cached = f", cached from execution {step.cached_from}" if step.cached_from else ""
+    console = common.console  # the one that honours COLUMNS when piped; read when printing
+
+    total = len(board.trials)
+    running = sum(t.status in ("InProgress", "Stopping") for t in board.trials)
+    cached = f", cached from execution {board.cached_from}" if board.cached_from else ""
     console.print(
-        f"execution [bold]{record.id}[/] of {record.pipeline} ({record.status}): "
-        f"{len(board.trials)} trials, {completed} completed, "
-        f"{len(board.trials) - completed} failed{cached}",
+        f"execution [bold]{escape(board.execution)}[/] of {board.pipeline} ({board.status}): "
+        f"{total} trials, {board.completed} completed, "
+        f"{total - board.completed - running} failed"
+        f"{f', {running} running' if running else ''}{cached}",
         highlight=False,
     )
     table = Table()

@@ -17,7 +17,14 @@ from typing import Any
 import click
 
 from container.errors import InputError
-from modelbuild import naming
+from modelbuild import environment, naming
+from modelbuild.cli_common import (
+    HELP_OPTIONS,
+    ProjectGroup,
+    parameter_option,
+    project_option,
+    typed_parameter,
+)
 
 # Pipeline parameter overrides: option name = PipelineSettings field; unset keeps the registry's.
 _OVERRIDES: list[tuple[str, Any, str]] = [
@@ -45,40 +52,34 @@ def _overrides(function: Callable[..., Any]) -> Callable[..., Any]:
 
 def _context(function: Callable[..., Any]) -> Callable[..., Any]:
     options = [
+        project_option,
         click.option(
-            "--project-name",
-            envvar="SAGEMAKER_PROJECT_NAME",
-            default=naming.DEFAULT_PROJECT_NAME,
-            show_default=True,
-            help="SageMaker project name [env SAGEMAKER_PROJECT_NAME]",
-        ),
-        click.option(
-            "--bucket", envvar="ARTIFACT_BUCKET", help="project bucket [env ARTIFACT_BUCKET]"
+            "--bucket",
+            envvar=environment.ARTIFACT_BUCKET,
+            help="project bucket [env ARTIFACT_BUCKET]",
         ),
         click.option(
             "--role-arn",
-            envvar="SAGEMAKER_PIPELINE_ROLE_ARN",
+            envvar=environment.PIPELINE_ROLE_ARN,
             help="pipeline execution role [env SAGEMAKER_PIPELINE_ROLE_ARN]",
         ),
         click.option(
             "--region",
-            envvar=["AWS_REGION", "AWS_DEFAULT_REGION"],
+            envvar=[environment.REGION, environment.DEFAULT_REGION],
             default="us-east-1",
             show_default=True,
             help="AWS region [env AWS_REGION]",
         ),
-        click.option("--image-uri", envvar="IMAGE_URI", help="the project image [env IMAGE_URI]"),
+        click.option(
+            "--image-uri", envvar=environment.IMAGE_URI, help="the project image [env IMAGE_URI]"
+        ),
     ]
     for option in reversed(options):
         function = option(function)
     return function
 
 
-def _fail(error: InputError) -> click.ClickException:
-    return click.ClickException(error.describe())
-
-
-@click.group("pipeline")
+@click.group("pipeline", cls=ProjectGroup, context_settings=HELP_OPTIONS)
 def pipeline() -> None:
     """The modelbuild SageMaker Pipeline: definitions, validation, runs."""
 
@@ -115,28 +116,25 @@ def definition(
     from modelbuild.suggest import registered_dataset
     from modelbuild.validate import ensure_valid
 
-    try:
-        entry = registered_dataset(dataset)
-        context = checked(
-            ProjectContext,
-            {
-                "project_name": project_name,
-                "bucket": bucket or naming.local_bucket(project_name),
-                "role_arn": role_arn or naming.local_role_arn(project_name),
-                "region": region,
-            },
-        )
-        settings = PipelineSettings.for_dataset(
-            entry,
-            project_name=context.project_name,
-            input_data_url=input_data_url or staged_input(entry, context.bucket).uri,
-            image_uri=image_uri or naming.LOCAL_IMAGE_URI,
-            **overrides,
-        )
-        built = build_definition(settings, context)
-        ensure_valid(built, dataset=dataset)
-    except InputError as error:
-        raise _fail(error) from None
+    entry = registered_dataset(dataset)
+    context = checked(
+        ProjectContext,
+        {
+            "project_name": project_name,
+            "bucket": bucket or naming.local_bucket(project_name),
+            "role_arn": role_arn or naming.local_role_arn(project_name),
+            "region": region,
+        },
+    )
+    settings = PipelineSettings.for_dataset(
+        entry,
+        project_name=context.project_name,
+        input_data_url=input_data_url or staged_input(entry, context.bucket).uri,
+        image_uri=image_uri or naming.LOCAL_IMAGE_URI,
+        **overrides,
+    )
+    built = build_definition(settings, context)
+    ensure_valid(built, dataset=dataset)
     text = definition_text(built)
     if output is None:
         click.echo(text, nl=False)
@@ -146,33 +144,15 @@ def definition(
         click.echo(f"{dataset}: wrote a valid definition to {output}", err=True)
 
 
-def _typed(declared: dict[str, str], name: str, raw: str) -> Any:
-    kind = declared.get(name)
-    try:
-        if kind == "Integer":
-            return int(raw)
-        if kind == "Float":
-            return float(raw)
-    except ValueError:
-        raise click.BadParameter(f"{name} is a {kind} parameter, got {raw!r}") from None
-    if kind == "Boolean":
-        return raw.lower() == "true"
-    return raw
-
-
 @pipeline.command("validate")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "-p",
-    "--parameter",
-    "parameters",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="a value an execution would pass (repeatable); others are checked with their defaults",
+@parameter_option(
+    "a value an execution would pass (repeatable), typed as FILE declares it (a Boolean is "
+    "true or false); others are checked with their defaults"
 )
-def validate(file: Path, parameters: tuple[str, ...]) -> None:
+def validate(file: Path, parameters: dict[str, str]) -> None:
     """Check a definition JSON FILE against the SageMaker API shapes, offline."""
-    from modelbuild.validate import validate_definition
+    from modelbuild.validate import PARAMETER_TYPES, validate_definition
 
     try:
         document = json.loads(file.read_text())
@@ -183,12 +163,14 @@ def validate(file: Path, parameters: tuple[str, ...]) -> None:
         if isinstance(document, dict)
         else {}
     )
-    values = {}
-    for item in parameters:
-        name, sep, raw = item.partition("=")
-        if not sep:
-            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--parameter")
-        values[name] = _typed(declared, name, raw)
+    values: dict[str, Any] = {}
+    for name, raw in parameters.items():
+        # An undeclared name (or type) stays text: the validator reports it with the rest.
+        kind = declared.get(name)
+        try:
+            values[name] = typed_parameter(name, kind, raw) if kind in PARAMETER_TYPES else raw
+        except InputError as error:
+            raise click.BadParameter(error.describe(), param_hint="--parameter") from None
     problems = validate_definition(document, values)
     if problems:
         raise click.ClickException(
@@ -208,7 +190,7 @@ def _only(value: str) -> list[str]:
 @click.option("--wait/--no-wait", default=False, help="wait for the executions and report them")
 @click.option("--poll-seconds", type=click.FloatRange(min=1), default=30.0, show_default=True)
 @click.option("--timeout-minutes", type=click.FloatRange(min=1), default=420.0, show_default=True)
-@click.option("--project-id", envvar="SAGEMAKER_PROJECT_ID", help="[env SAGEMAKER_PROJECT_ID]")
+@click.option("--project-id", envvar=environment.PROJECT_ID, help="[env SAGEMAKER_PROJECT_ID]")
 @click.option(
     "--only",
     envvar=naming.RETRAIN_DATASETS_ENV,
@@ -244,9 +226,9 @@ def run(
     missing = [
         f"--{flag} (or {env})"
         for flag, env, value in (
-            ("bucket", "ARTIFACT_BUCKET", bucket),
-            ("role-arn", "SAGEMAKER_PIPELINE_ROLE_ARN", role_arn),
-            ("image-uri", "IMAGE_URI", image_uri),
+            ("bucket", environment.ARTIFACT_BUCKET, bucket),
+            ("role-arn", environment.PIPELINE_ROLE_ARN, role_arn),
+            ("image-uri", environment.IMAGE_URI, image_uri),
         )
         if not value
     ]
@@ -264,7 +246,7 @@ def run(
             region=region,
             image_uri=str(image_uri),
             overrides=overrides,
-            source_version=os.environ.get("CODEBUILD_RESOLVED_SOURCE_VERSION"),
+            source_version=os.environ.get(environment.SOURCE_VERSION),
             every=not names,
         )
         s3, sagemaker = runner.clients(region)
@@ -277,10 +259,8 @@ def run(
                 timeout_seconds=timeout_minutes * 60,
                 log=click.echo,
             )
-    except InputError as error:
-        raise _fail(error) from None
     except (ClientError, BotoCoreError) as error:
-        raise _fail(runner.aws_problem(error)) from None
+        raise runner.aws_problem(error) from None
     click.echo(runner.summary(outcomes))
     failed = [o for o in outcomes if o.failed]
     for outcome in failed:

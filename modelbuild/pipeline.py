@@ -73,13 +73,13 @@ from container.metrics import (
     metric_definitions,
 )
 from container.search_space import CategoricalRange, ContinuousRange, IntegerRange, Range
-from modelbuild import naming
+from modelbuild import environment, naming
 from modelbuild.datasets import Dataset
 from modelbuild.naming import Outputs, Params, Steps
 
 # The 2.x line is pinned on purpose (3.x cannot build a multi-algorithm tuning step); its import
 # banner and config-file INFO lines would otherwise print on every CLI and CI run.
-os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+os.environ.setdefault(environment.SDK_SUPPRESS_V2_WARNING, "1")
 logging.getLogger("sagemaker.config").setLevel(logging.WARNING)
 # sagemaker.experiments calls logging.basicConfig(level=INFO) at import, which would make every
 # boto3 client print credential INFO lines; the root logger is put back as it was.

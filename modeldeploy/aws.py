@@ -1,4 +1,10 @@
-"""Storage and registry on AWS: S3 and the SageMaker model registry through boto3."""
+"""Storage and registry on AWS: S3 and the SageMaker model registry through boto3.
+
+A failed call is classified once (`is_outage`): throttling, a 5xx answer, a dropped connection
+or a timeout is the service's trouble and may pass (`StorageUnavailable`, `RegistryUnavailable`:
+ServiceErrors, a distinct exit code at the command line); access denied, a failed validation or
+a missing bucket or package is the same next time (`StorageRefused`, `RegistryRefused`: InputErrors).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from container.checksum import sha256_stream
+from container.errors import ProjectError
 from modeldeploy.interfaces import (
     ModelPackageRef,
     NoSuchObject,
-    RegistryError,
-    StorageError,
+    RegistryRefused,
+    RegistryUnavailable,
+    StorageRefused,
+    StorageUnavailable,
 )
 from modeldeploy.naming import MODEL_SHA256_METADATA_KEY, split_s3_uri
 
@@ -24,16 +34,58 @@ _CHUNK = 1 << 20
 _APPROVAL_DESCRIPTION_MAX = 1024
 
 
+# Error codes AWS services answer when they are busy or failing rather than refusing.
+_OUTAGE_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "ProvisionedThroughputExceededException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalError",
+        "InternalFailure",
+        "InternalServerError",
+    }
+)
+
+
 def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def is_outage(error: ClientError | BotoCoreError) -> bool:
+    """Whether a failed AWS call is the service's trouble (retrying may work), not the caller's."""
+    if isinstance(error, ClientError):
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        return _code(error) in _OUTAGE_CODES or status == 429 or status >= 500
+    # Endpoint unreachable, connect or read timeout, connection closed mid-answer.
+    return isinstance(error, (BotoConnectionError, HTTPClientError))
+
+
+def _storage_error(message: str, error: ClientError | BotoCoreError) -> ProjectError:
+    kind = StorageUnavailable if is_outage(error) else StorageRefused
+    return kind(f"{message}: {error}")
+
+
+def _registry_error(message: str, error: ClientError | BotoCoreError) -> ProjectError:
+    kind = RegistryUnavailable if is_outage(error) else RegistryRefused
+    return kind(f"{message}: {error}")
 
 
 class S3Storage:
     def __init__(self, client: Any | None = None) -> None:
         self.client = client if client is not None else boto3.client("s3")
 
-    def _fail(self, action: str, uri: str, error: Exception) -> StorageError:
-        return StorageError(f"cannot {action} {uri}: {error}")
+    def _fail(self, action: str, uri: str, error: ClientError | BotoCoreError) -> ProjectError:
+        return _storage_error(f"cannot {action} {uri}", error)
 
     def read(self, uri: str) -> bytes:
         bucket, key = split_s3_uri(uri)
@@ -122,7 +174,7 @@ class S3Storage:
 def _split_prefix(prefix_uri: str) -> tuple[str, str]:
     match = re.fullmatch(r"s3://([^/]+)/?(.*)", prefix_uri)
     if match is None:
-        raise StorageError(f"'{prefix_uri}' is not an s3://bucket/prefix URI")
+        raise StorageRefused(f"'{prefix_uri}' is not an s3://bucket/prefix URI")
     return match.group(1), match.group(2)
 
 
@@ -146,12 +198,12 @@ class SageMakerRegistry:
             arn = summaries[0]["ModelPackageArn"]
             description = self.client.describe_model_package(ModelPackageName=arn)
         except (ClientError, BotoCoreError) as error:
-            raise RegistryError(
-                f"cannot read model package group '{group}' from the model registry: {error}"
+            raise _registry_error(
+                f"cannot read model package group '{group}' from the model registry", error
             ) from None
         containers = description.get("InferenceSpecification", {}).get("Containers", [])
         if not containers or not containers[0].get("ModelDataUrl"):
-            raise RegistryError(f"model package {arn} has no ModelDataUrl to deploy")
+            raise RegistryRefused(f"model package {arn} has no ModelDataUrl to deploy")
         return ModelPackageRef(
             arn=arn,
             group=group,
@@ -166,9 +218,9 @@ class SageMakerRegistry:
             message = str(error.response.get("Error", {}).get("Message", ""))
             if _code(error) == "ValidationException" and "not" in message.lower():
                 return False  # deleted or never existed
-            raise RegistryError(f"cannot describe model package {arn}: {error}") from None
+            raise _registry_error(f"cannot describe model package {arn}", error) from None
         except BotoCoreError as error:
-            raise RegistryError(f"cannot describe model package {arn}: {error}") from None
+            raise _registry_error(f"cannot describe model package {arn}", error) from None
         return status.get("ModelApprovalStatus") == "Approved"
 
     def reject(self, arn: str, reason: str) -> None:
@@ -179,12 +231,12 @@ class SageMakerRegistry:
                 ApprovalDescription=reason[:_APPROVAL_DESCRIPTION_MAX],
             )
         except (ClientError, BotoCoreError) as error:
-            raise RegistryError(f"cannot reject model package {arn}: {error}") from None
+            raise _registry_error(f"cannot reject model package {arn}", error) from None
 
     def recorded_model_sha256(self, arn: str) -> str | None:
         try:
             description = self.client.describe_model_package(ModelPackageName=arn)
         except (ClientError, BotoCoreError) as error:
-            raise RegistryError(f"cannot describe model package {arn}: {error}") from None
+            raise _registry_error(f"cannot describe model package {arn}", error) from None
         metadata = description.get("CustomerMetadataProperties") or {}
         return metadata.get(MODEL_SHA256_METADATA_KEY)

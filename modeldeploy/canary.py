@@ -32,17 +32,16 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
 
 from container.errors import InputError
 from modeldeploy.deploy import Deployer, DeployReport
 from modeldeploy.inference_log import InferenceRecord
 from modeldeploy.invoker import CANARY_REFUSED
 from modeldeploy.routing import Route
+from modeldeploy.verdicts import Decision
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
 
-Verdict = Literal["promote", "rollback", "wait"]
 # (dataset, since epoch seconds) -> every logged call of the dataset from then on, errors too.
 RecordSource = Callable[[str, float], Iterable[InferenceRecord]]
 
@@ -90,13 +89,6 @@ def load_policy(stage: str, directory: Path = CONFIG_DIR) -> Policy:
     if not 0 < policy.weight < 1:
         raise InputError(f"Canary.Weight must lie between 0 and 1, got {policy.weight}", file=path)
     return policy
-
-
-@dataclass(frozen=True)
-class Decision:
-    action: Verdict
-    reason: str
-    target_model: str = ""  # the canary judged; conclude_canary refuses a different one
 
 
 @dataclass(frozen=True)

@@ -45,74 +45,27 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
-from container.errors import InputError
+from container.errors import InputError, ProjectError
 from container.provenance import routed_model_sha256
 from modeldeploy import naming
 from modeldeploy.artifacts import (
-    ServingVersions,
     check_registered_checksum,
     check_servable,
     verify_archive,
 )
-from modeldeploy.interfaces import ModelPackageRef, ModelRegistry, NoSuchObject, Storage
-from modeldeploy.routing import Route, RoutingTable, RoutingTableError
+from modeldeploy.conclusions import Conclusions
+from modeldeploy.interfaces import ModelPackageRef, NoSuchObject
+from modeldeploy.report import Action, Change, DeployError, DeployReport
+from modeldeploy.routing import Route
 
-if TYPE_CHECKING:
-    from modeldeploy.canary import Decision
-    from modeldeploy.smoke import SmokeResult
+# The report types are defined in modeldeploy.report; callers know them from here.
+__all__ = ["Absent", "Action", "Change", "DeployError", "DeployReport", "Deployer", "Wanted"]
 
 log = logging.getLogger("modeldeploy")
-
-Action = Literal[
-    "deployed",
-    "canary",
-    "promoted",
-    "rolled back",
-    "verified",
-    "unchanged",
-    "removed",
-    "not routed",
-    "failed",
-]
-ROUTING_CONTENT_TYPE = "application/json"
-
-
-class DeployError(InputError):
-    """A deploy run finished with datasets that could not be deployed."""
-
-
-@dataclass(frozen=True)
-class Change:
-    dataset: str
-    action: Action
-    message: str
-    route: Route | None = None
-
-
-@dataclass
-class DeployReport:
-    stage: str
-    revision: int
-    table_written: bool
-    changes: list[Change] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-
-    @property
-    def failures(self) -> list[Change]:
-        return [change for change in self.changes if change.action == "failed"]
-
-    def raise_for_failures(self) -> None:
-        if self.failures:
-            raise DeployError(
-                f"stage {self.stage}: "
-                + "; ".join(f"{c.dataset}: {c.message}" for c in self.failures)
-            )
 
 
 @dataclass(frozen=True)
@@ -126,43 +79,10 @@ class Absent:
 Wanted = ModelPackageRef | Absent | Exception
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-class Deployer:
-    def __init__(
-        self,
-        storage: Storage,
-        registry: ModelRegistry,
-        *,
-        bucket: str,
-        project: str,
-        clock: Callable[[], str] = _now,
-        serving_versions: ServingVersions | None = None,
-    ) -> None:
-        self.storage = storage
-        self.registry = registry
-        self.bucket = bucket
-        self.project = project
-        self.clock = clock
-        # The serving image's library versions; None: not known here, not checked before the
-        # swap (the container still refuses a mismatch, and the smoke test rolls it back).
-        self.serving_versions = serving_versions
+class Deployer(Conclusions):
+    """Places approved versions on a stage (module doc); `Conclusions` applies verdicts."""
 
     # -- public operations ---------------------------------------------------------------------
-
-    def read_table(self, stage: str) -> RoutingTable:
-        uri = naming.routing_table_uri(self.bucket, stage)
-        try:
-            data = self.storage.read(uri)
-        except NoSuchObject:
-            return RoutingTable(stage)
-        try:
-            return RoutingTable.from_json(data, uri)
-        except RoutingTableError as error:
-            # Refuse rather than start over: a fresh table would drop every live route.
-            raise DeployError(f"{error}; fix or remove it before deploying") from None
 
     def deploy(
         self, stage: str, datasets: Iterable[str], *, canary_weight: float | None = None
@@ -178,7 +98,7 @@ class Deployer:
             group = naming.model_package_group_name(self.project, dataset)
             try:
                 latest = self.registry.latest_approved(group)
-            except InputError as error:
+            except ProjectError as error:
                 wanted[dataset] = error
                 continue
             wanted[dataset] = (
@@ -210,7 +130,7 @@ class Deployer:
                 continue
             try:
                 approved = self.registry.is_approved(route.model_package_arn)
-            except InputError as error:
+            except ProjectError as error:
                 wanted[dataset] = error
                 continue
             group = naming.model_package_group_name(self.project, dataset)
@@ -231,183 +151,6 @@ class Deployer:
         return self._apply(target_stage, wanted, canary_weight)
 
     # -- the algorithm -------------------------------------------------------------------------
-
-    def conclude_canary(self, stage: str, dataset: str, decision: Decision) -> DeployReport:
-        """Apply a canary decision: promote (the canary goes live, the old live version becomes
-        the rollback artifact), roll back (the canary is dropped and its artifact deleted) or
-        wait. A rolled-back canary's version is rejected in the registry after the swap.
-        Without a canary, or when the canary is no longer the one decided on, nothing changes,
-        so running it again is harmless."""
-        naming.check_stage(stage)
-        table = self.read_table(stage)
-        routes = dict(table.routes)
-        current = routes.get(dataset)
-        canary = current.canary if current else None
-        rejected: str | None = None
-        if current is None or canary is None:
-            change = Change(dataset, "unchanged", "no canary", current)
-        elif decision.target_model and decision.target_model != canary.target_model:
-            change = Change(
-                dataset,
-                "unchanged",
-                f"the canary is now {canary.target_model}, not {decision.target_model} "
-                "as evaluated; evaluate again",
-                current,
-            )
-        elif decision.action == "promote":
-            previous = (
-                current.without_previous()
-                if self.registry.is_approved(current.model_package_arn)
-                else None
-            )
-            route = replace(canary, previous=previous, canary=None, canary_weight=0.0)
-            change = Change(
-                dataset,
-                "promoted",
-                f"canary version {canary.model_package_version} promoted to live "
-                f"(was version {current.model_package_version}): {decision.reason}",
-                route,
-            )
-        elif decision.action == "rollback":
-            rejected = canary.model_package_arn
-            change = Change(
-                dataset,
-                "rolled back",
-                f"canary version {canary.model_package_version} rolled back; version "
-                f"{current.model_package_version} stays live: {decision.reason}",
-                current.without_canary(),
-            )
-        else:
-            change = Change(
-                dataset,
-                "unchanged",
-                f"canary version {canary.model_package_version} stays canary: {decision.reason}",
-                current,
-            )
-        log.info("stage %s: dataset %s: %s", stage, dataset, change.message)
-        if change.route is not None:
-            routes[dataset] = change.route
-        report = DeployReport(stage, table.revision, table_written=False, changes=[change])
-        self._swap(table, routes, report)
-        report.deleted += self._collect(stage, dataset, routes.get(dataset))
-        if rejected is not None:
-            # Still Approved and newer, the version would come back as canary on the next
-            # deploy; rejected, the registry says why, and every stage follows (on AWS the
-            # rejection starts the modeldeploy pipeline, as a person's rejection would).
-            self.registry.reject(
-                rejected,
-                f"rolled back by the {stage} canary judgement: {decision.reason}",
-            )
-        return report
-
-    def conclude_smoke(self, stage: str, results: Iterable[SmokeResult]) -> DeployReport:
-        """Apply a smoke test's verdicts in one swap (module doc): roll back what failed while
-        awaiting its test, clear the mark of what passed. A verdict about a target that is no
-        longer routed (the table moved on since the test) is not applied. The rolled-back
-        versions are rejected after the swap, unless the endpoint was only unavailable."""
-        naming.check_stage(stage)
-        table = self.read_table(stage)
-        routes = dict(table.routes)
-        changes: list[Change] = []
-        rejections: list[tuple[int, str, str]] = []  # (change index, version ARN, reason)
-        for result in results:
-            current = routes.get(result.dataset)
-            if current is None or not result.checks:
-                continue
-            change, rejected = self._judge_smoke(stage, result, current)
-            rejections += [(len(changes), arn, reason) for arn, reason in rejected]
-            changes.append(change)
-            if change.route is None:
-                routes.pop(result.dataset)
-            else:
-                routes[result.dataset] = change.route
-            log_line = f"stage {stage}: dataset {result.dataset}: {change.message}"
-            (log.error if change.action in ("rolled back", "removed") else log.info)(log_line)
-        report = DeployReport(stage, table.revision, table_written=False, changes=changes)
-        self._swap(table, routes, report)
-        for change in changes:
-            report.deleted += self._collect(stage, change.dataset, routes.get(change.dataset))
-        for index, arn, reason in rejections:
-            try:
-                self.registry.reject(arn, reason)
-            except InputError as error:
-                # The route is already rolled back; without the rejection the next deploy
-                # places the version again and its smoke test rolls it back again.
-                log.error("stage %s: %s", stage, error.describe())
-                change = report.changes[index]
-                report.changes[index] = replace(
-                    change, message=f"{change.message} (rejecting it failed: {error.describe()})"
-                )
-        return report
-
-    def _judge_smoke(
-        self, stage: str, result: SmokeResult, current: Route
-    ) -> tuple[Change, list[tuple[str, str]]]:
-        """One dataset's new route after its smoke test (None: removed), and the versions to
-        reject with the reason."""
-        route: Route | None = current
-        notes: list[str] = []
-        rejected: list[tuple[str, str]] = []
-        action: Action = "unchanged"
-
-        def failed(target: Route, role: str, message: str, transient: bool) -> str:
-            if transient:
-                return (
-                    f"{role} version {target.model_package_version} failed its smoke test "
-                    f"({message}); not rejected, since the endpoint was unavailable: the next "
-                    "deploy tries it again"
-                )
-            rejected.append(
-                (
-                    target.model_package_arn,
-                    f"failed its smoke test in {stage} and was rolled back: {message}",
-                )
-            )
-            return (
-                f"{role} version {target.model_package_version} failed its smoke test "
-                f"({message}) and is rejected"
-            )
-
-        for check in result.checks:
-            target = current.canary if check.role == "canary" else current
-            if target is None or target.target_model != check.target_model:
-                continue  # the table moved on since the test
-            if check.ok:
-                if target.awaiting_smoke_test:
-                    action = "verified" if action == "unchanged" else action
-                    notes.append(
-                        f"{check.role} version {target.model_package_version} passed its smoke test"
-                    )
-                    if check.role == "canary" and route is not None and route.canary is not None:
-                        route = replace(route, canary=replace(target, awaiting_smoke_test=False))
-                    elif check.role == "live" and route is not None:
-                        route = replace(route, awaiting_smoke_test=False)
-                continue
-            if not target.awaiting_smoke_test:
-                notes.append(
-                    f"{check.role} version {target.model_package_version} failed its smoke "
-                    f"test ({check.message}), but passed one before: it stays"
-                )
-                continue
-            notes.append(failed(target, check.role, check.message, check.transient))
-            if check.role == "canary":
-                action = "rolled back"
-                route = route.without_canary() if route is not None else None
-                continue
-            previous = current.previous
-            if previous is not None and self.storage.exists(previous.model_data_url):
-                action = "rolled back"
-                kept = route.canary if route is not None else None
-                route = replace(
-                    previous, canary=kept, canary_weight=route.canary_weight if kept else 0.0
-                )
-                notes.append(f"rolled back to version {previous.model_package_version}")
-            else:
-                action, route = "removed", None
-                notes.append("removed from routing: there is no earlier version to go back to")
-        return Change(
-            result.dataset, action, "; ".join(notes) or "nothing to apply", route
-        ), rejected
 
     def _apply(
         self, stage: str, wanted: dict[str, Wanted], canary_weight: float | None = None
@@ -438,22 +181,6 @@ class Deployer:
             if dataset not in failed:
                 report.deleted += self._collect(stage, dataset, routes.get(dataset))
         return report
-
-    def _swap(self, table: RoutingTable, routes: dict[str, Route], report: DeployReport) -> None:
-        """Write a new revision and swap it live, if any route changed."""
-        stage = table.stage
-        if routes != table.routes:
-            new_table = RoutingTable(stage, table.revision + 1, self.clock(), routes)
-            data = new_table.to_json()
-            # The revision first, then the swap: the live table only ever names artifacts
-            # that are already in place and verified.
-            revision_uri = naming.routing_revision_uri(self.bucket, stage, new_table.revision)
-            self.storage.write(revision_uri, data, ROUTING_CONTENT_TYPE)
-            self.storage.write(
-                naming.routing_table_uri(self.bucket, stage), data, ROUTING_CONTENT_TYPE
-            )
-            report.revision, report.table_written = new_table.revision, True
-            log.info("stage %s: routing table revision %d is live", stage, new_table.revision)
 
     def _decide(
         self,
@@ -505,7 +232,7 @@ class Deployer:
             ):
                 return self._decide_canary(stage, dataset, package, current, canary_weight)
             route = self._place(stage, dataset, package, current)
-        except InputError as error:
+        except ProjectError as error:
             kept = f"; version {current.model_package_version} stays live" if current else ""
             return Change(dataset, "failed", f"{error.describe()}{kept}", current)
         rolled_back = current is not None and package.version < current.model_package_version
@@ -626,23 +353,6 @@ class Deployer:
         if route.previous is None or self.registry.is_approved(route.previous.model_package_arn):
             return route
         return replace(route, previous=None)
-
-    def _collect(self, stage: str, dataset: str, route: Route | None) -> list[str]:
-        """Delete the dataset's artifacts that neither the live route, its rollback nor its
-        canary names."""
-        keep = set()
-        if route is not None:
-            keep.add(route.model_data_url)
-            if route.previous is not None:
-                keep.add(route.previous.model_data_url)
-            if route.canary is not None:
-                keep.add(route.canary.model_data_url)
-        prefix = naming.s3_uri(self.bucket, naming.artifact_key(stage, f"{dataset}/"))
-        deleted = [uri for uri in self.storage.list(prefix) if uri not in keep]
-        for uri in deleted:
-            self.storage.delete(uri)
-            log.info("stage %s: dataset %s: deleted unreferenced %s", stage, dataset, uri)
-        return deleted
 
 
 def _verifiable(route: Route) -> bool:

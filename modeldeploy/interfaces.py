@@ -1,6 +1,6 @@
 """The two things deployment talks to: object storage and the model registry.
 
-Each has an AWS implementation (`modeldeploy.aws`, boto3) and a local one (`modeldeploy.local`,
+Each has an AWS implementation (`modeldeploy.aws`, boto3) and a local one (`local.deploy_store`,
 the local runtime's S3 directory and SQLite registry); the deploy logic sees only these.
 """
 
@@ -10,19 +10,37 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from container.errors import InputError
+from container.errors import InputError, ProjectError, ServiceError
 
 
 class NoSuchObject(InputError):
     """The object does not exist (S3 NoSuchKey, or no file in the local S3)."""
 
 
-class StorageError(InputError):
-    """Storage refused or failed a request (permissions, throttling, a broken bucket)."""
+class StorageError(ProjectError):
+    """Storage refused or failed a request: one of the two kinds below."""
 
 
-class RegistryError(InputError):
-    """The model registry could not answer; routing must stay as it is."""
+class StorageRefused(StorageError, InputError):
+    """Storage refused a request (permissions, a bucket or key that cannot be), the same way
+    each time it is asked."""
+
+
+class StorageUnavailable(StorageError, ServiceError):
+    """Storage throttled or failed (5xx, a dropped connection, a timeout): retrying may work."""
+
+
+class RegistryError(ProjectError):
+    """The model registry could not answer; routing must stay as it is. One of the two kinds
+    below."""
+
+
+class RegistryRefused(RegistryError, InputError):
+    """The model registry refused the request (access, validation, an unusable package)."""
+
+
+class RegistryUnavailable(RegistryError, ServiceError):
+    """The model registry throttled or failed; retrying may work."""
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,10 @@ import click
 
 from container.errors import InputError
 from modelbuild import naming as build_naming
-from modeldeploy import naming
+from modelbuild.cli_common import HELP_OPTIONS, ProjectGroup
+from modeldeploy import environment, naming
 
-ALARM_TIME_ENV = "MME_DRIFT_ALARM_TIME"
+ALARM_TIME_ENV = environment.DRIFT_ALARM_TIME
 # CodePipeline's clientRequestToken: [a-zA-Z0-9-]+, at most 128 characters.
 _TOKEN_LENGTH = 64
 
@@ -65,7 +66,7 @@ def start_retrain(
     return pipeline, codepipeline.start_pipeline_execution(**request)["pipelineExecutionId"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ProjectGroup, context_settings=HELP_OPTIONS)
 def operations() -> None:
     """Operations the scheduled operations job runs besides `endpoint drift` and `canary`."""
 
@@ -75,7 +76,7 @@ def operations() -> None:
 @click.option("--alarm-time", envvar=ALARM_TIME_ENV, help="its state-change time")
 @click.option("--dataset", help="retrain this dataset (instead of --alarm)")
 @click.option(
-    "--project-name", envvar="SAGEMAKER_PROJECT_NAME", default=naming.DEFAULT_PROJECT_NAME
+    "--project-name", envvar=environment.PROJECT_NAME, default=naming.DEFAULT_PROJECT_NAME
 )
 def retrain(
     alarm: str | None, alarm_time: str | None, dataset: str | None, project_name: str
@@ -89,8 +90,6 @@ def retrain(
         name = dataset_for(project_name, alarm or None, dataset)
         token = request_token(alarm or None, alarm_time, name)
         pipeline, execution = start_retrain(boto3.client("codepipeline"), project_name, name, token)
-    except InputError as error:
-        raise click.ClickException(error.describe()) from None
     except (ClientError, BotoCoreError) as error:
         raise click.ClickException(f"could not start the modelbuild pipeline: {error}") from None
     click.echo(f"{name}: started {pipeline} execution {execution} (retrain on drift)")

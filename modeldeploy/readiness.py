@@ -43,8 +43,9 @@ def image_built(image_uri: str) -> bool:
 
 
 def check(image_uri: str, deployer: Deployer, datasets: Iterable[str]) -> Readiness:
-    """Raises InputError (RegistryError, StorageError) when the registry or the bucket cannot
-    answer: not knowing must fail the build, not skip a deploy that may be due."""
+    """Raises RegistryError or StorageError (an InputError, or a ServiceError in an outage)
+    when the registry or the bucket cannot answer: not knowing must fail the build, not skip
+    a deploy that may be due."""
     if not image_built(image_uri):
         return Readiness(
             False,

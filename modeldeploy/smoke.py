@@ -28,38 +28,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from container.errors import InputError
+from container.errors import ProjectError
 from modeldeploy.artifacts import verify_archive
 from modeldeploy.deploy import Deployer, DeployReport
 from modeldeploy.inference_log import PURPOSE_SMOKE
-from modeldeploy.interfaces import NoSuchObject, Storage
+from modeldeploy.interfaces import Storage
 from modeldeploy.invoker import Invoker, request_event
 from modeldeploy.routing import Route, RoutingTable
+from modeldeploy.verdicts import SmokeResult, TargetCheck
 
 # The invoker's answer when the endpoint throttles, is busy or cannot be reached: says nothing
 # about the model, so a version failing only that way is rolled back but not rejected.
 UNAVAILABLE = 503
 # A version restored by a rollback may itself await its test: one more round tests it.
 MAX_ROUNDS = 2
-
-
-@dataclass(frozen=True)
-class TargetCheck:
-    """How one version (the live one or the canary) did in the smoke test."""
-
-    role: str  # "live" or "canary"
-    target_model: str
-    ok: bool
-    message: str
-    transient: bool = False  # the endpoint was unavailable, not the model wrong
-
-
-@dataclass(frozen=True)
-class SmokeResult:
-    dataset: str
-    ok: bool
-    message: str
-    checks: tuple[TargetCheck, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -147,7 +129,7 @@ def _smoke_target(
             local = Path(scratch) / "model.tar.gz"
             storage.download(target.model_data_url, local)
             signature = verify_archive(local, target.model_data_url).signature
-    except (NoSuchObject, InputError) as error:
+    except ProjectError as error:  # absent, unreadable, or storage unavailable
         return TargetCheck(role, target.target_model, False, f"{role} artifact unusable: {error}")
     request = request_event(dataset, [example_record(signature)], purpose=PURPOSE_SMOKE)
     response = invoker.handle(request)

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from container.errors import InputError
+from modelbuild.cli_common import HELP_OPTIONS, ProjectGroup
 
 STATUS_STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red"}
 # A failed check exits 1; the preflight itself not running (no region, no credentials, bad
@@ -77,7 +78,7 @@ def preflight_command(
         click.get_current_context().exit(EXIT_FAILED_CHECK)
 
 
-@click.group("aws", context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("aws", cls=ProjectGroup, context_settings=HELP_OPTIONS)
 def aws() -> None:
     """AWS account checks (read-only)."""
 

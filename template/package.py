@@ -3,22 +3,12 @@
     python -m template.package --bucket BUCKET --region REGION [--prefix PREFIX]
     python -m template.package --output-dir DIR     (build the zips and templates, no upload)
 
-Each seed zip holds what its repository needs to run on its own, and nothing else:
-
-    modelbuild   modelbuild/ and container/ (the pipeline, the run command, the image's code,
-                 the dataset registry and its offline mirror modelbuild/data/ with its
-                 attribution), buildspecs/modelbuild.yml and buildspecs/image.yml,
-                 pyproject.toml, README.md, and the tests that need nothing outside those
-    modeldeploy  modeldeploy/ (deploy logic, endpoint stack, invoker, stage configs),
-                 buildspecs/modeldeploy.yml and operations.yml, the few build-side modules
-                 it imports (modelbuild/naming.py, container/archive.py, checksum.py, errors.py,
-                 layout.py, provenance.py),
-                 pyproject.toml, README.md, and the tests that need nothing outside those
-
-No caches, virtual environments or local state: only the files named below, with __pycache__
-and *.pyc excluded. The mirror goes in so the project's first build stages the seed datasets
-without reaching the dataset's host (its sha256 is checked either way). Zips are reproducible (sorted entries, fixed timestamps), and
-their keys carry their digest, so republishing never changes what an existing project seeded from.
+The seeds' contents and the check that each imports nothing it does not ship are
+`template.seeds`; a seed that would not import on its own is refused before anything is built.
+The mirror goes in so the project's first build stages the seed datasets without reaching the
+dataset's host (its sha256 is checked either way). Zips are reproducible (sorted entries, fixed
+timestamps), and their keys carry their digest, so republishing never changes what an existing
+project seeded from.
 
 The uploaded project.yml is this repository's template with the seed parameters' defaults set
 to the uploaded zips and the Datasets default to the registry's datasets; it is both the Service Catalog product's template and, tagged
@@ -27,227 +17,29 @@ sagemaker:studio-visibility=true, the S3-hosted project template.
 
 from __future__ import annotations
 
-import ast
 import hashlib
-import io
 import json
 import os
 import re
 import sys
-import zipfile
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from container.errors import InputError
-from modelbuild import naming
-from template import PORTFOLIO_TEMPLATE, PROJECT_TEMPLATE
+import click
 
-REPO = PROJECT_TEMPLATE.parents[1]
-FIRST_PARTY = ("container", "modelbuild", "modeldeploy", "local", "template", "tests")
-EXCLUDED_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache", ".venv", "venv", ".mme", "build"}
-EXCLUDED_SUFFIXES = {".pyc", ".pyo"}
-ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+from container.errors import InputError, ProjectError
+from modelbuild import environment, naming
+from modelbuild.cli_common import fail
+from template import PORTFOLIO_TEMPLATE, PROJECT_TEMPLATE, seeds
+from template.seeds import SEEDS, build_zip, missing_imports, seed_files
+
 STUDIO_VISIBILITY_TAG = "sagemaker:studio-visibility"
 # Where things go under the prefix. Studio lists every template under the S3 templates
 # location, so the portfolio stack lives apart from the project template.
 TEMPLATES_FOLDER = "templates"
 PORTFOLIO_FOLDER = "portfolio"
 SEED_FOLDER = "seedcode"
-# Both seeds carry the packaging metadata: the modelbuild buildspec installs `.[pipeline]`,
-# and pyproject.toml names README.md as the readme.
-COMMON_FILES = ("pyproject.toml", "README.md")
-
-
-@dataclass(frozen=True)
-class Seed:
-    name: str
-    directories: tuple[str, ...]
-    files: tuple[str, ...]
-    # Modules a test may import for it to be shipped with this seed.
-    entry_points: tuple[str, ...]
-
-
-SEEDS = (
-    Seed(
-        name=naming.MODELBUILD_REPO,
-        directories=("modelbuild", "container"),
-        files=("buildspecs/modelbuild.yml", "buildspecs/image.yml", *COMMON_FILES),
-        entry_points=("modelbuild.cli", "modelbuild.run", "container.__main__"),
-    ),
-    Seed(
-        name=naming.MODELDEPLOY_REPO,
-        directories=("modeldeploy",),
-        files=(
-            "buildspecs/modeldeploy.yml",
-            "buildspecs/operations.yml",
-            "modelbuild/__init__.py",
-            "modelbuild/naming.py",
-            "container/__init__.py",
-            "container/archive.py",
-            "container/checksum.py",
-            "container/errors.py",
-            "container/layout.py",
-            "container/provenance.py",
-            *COMMON_FILES,
-        ),
-        entry_points=(
-            "modeldeploy.cli",
-            "modeldeploy.invoker",
-            "modeldeploy.build",
-            "modeldeploy.operations",
-        ),
-    ),
-)
-
-
-def _shipped(path: Path) -> bool:
-    """Source, not by-products: no caches, environments, local state, build output or dotfiles."""
-    relative = path.relative_to(REPO)
-    return (
-        path.is_file()
-        and not EXCLUDED_PARTS.intersection(relative.parts)
-        and path.suffix not in EXCLUDED_SUFFIXES
-        and not any(part.startswith(".") or part.endswith(".egg-info") for part in relative.parts)
-    )
-
-
-def _first_party_imports(path: Path, module_level_only: bool) -> set[str]:
-    """Dotted first-party modules a file imports (at module level, or anywhere)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    nodes: Iterable[ast.AST] = tree.body if module_level_only else ast.walk(tree)
-    found = set()
-    for node in nodes:
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-        else:
-            continue
-        found.update(name for name in names if name.split(".")[0] in FIRST_PARTY)
-    return found
-
-
-def _resolves(module: str, files: set[str]) -> bool:
-    """True if the module (or the package attribute `from x import y` names) is in `files`."""
-    path = module.replace(".", "/")
-    if f"{path}.py" in files or f"{path}/__init__.py" in files:
-        return True
-    parent = path.rsplit("/", 1)[0]
-    # `from pkg.mod import name`: the name is an attribute of a shipped module.
-    return "/" in path and (f"{parent}.py" in files or f"{parent}/__init__.py" in files)
-
-
-def _tests_for(files: set[str]) -> list[str]:
-    """The test files whose every import, through the test helpers they use, is shipped; plus
-    the helpers they use, tests/__init__.py and conftest.py (pytest loads it for every test)."""
-    tests_dir = REPO / "tests"
-    paths = {f"tests/{p.name}": p for p in sorted(tests_dir.glob("*.py")) if _shipped(p)}
-
-    def usable(relative: str, seen: frozenset[str] = frozenset()) -> bool:
-        """All imports (any level) resolve in the seed, helpers followed recursively."""
-        if relative in seen:
-            return True
-        for module in _first_party_imports(paths[relative], module_level_only=False):
-            if module.split(".")[0] == "tests":
-                helper = _module_file(module, set(paths)) or _module_file(
-                    module.rsplit(".", 1)[0], set(paths)
-                )
-                if helper is None or not usable(helper, seen | {relative}):
-                    return False
-            elif not _resolves(module, files):
-                return False
-        return True
-
-    def helpers_of(relative: str) -> set[str]:
-        found = set()
-        for module in _first_party_imports(paths[relative], module_level_only=False):
-            if module.split(".")[0] == "tests":
-                helper = _module_file(module, set(paths)) or _module_file(
-                    module.rsplit(".", 1)[0], set(paths)
-                )
-                if helper and helper != relative and helper not in found:
-                    found |= {helper} | helpers_of(helper)
-        return found
-
-    tests = [r for r in paths if Path(r).name.startswith("test_") and usable(r)]
-    if not tests:
-        return []
-    chosen = set(tests) | {"tests/__init__.py"} & set(paths)
-    for test in tests:
-        chosen |= helpers_of(test)
-    conftest = "tests/conftest.py"
-    if conftest in paths and all(
-        _resolves(m, files) for m in _first_party_imports(paths[conftest], module_level_only=True)
-    ):
-        chosen.add(conftest)
-    return sorted(chosen)
-
-
-def seed_files(seed: Seed) -> list[str]:
-    """Repository-relative paths of everything the seed zip holds, sorted."""
-    files: set[str] = set()
-    for directory in seed.directories:
-        for path in (REPO / directory).rglob("*"):
-            if _shipped(path):
-                files.add(path.relative_to(REPO).as_posix())
-    for name in seed.files:
-        if not (REPO / name).is_file():
-            raise InputError(f"the {seed.name} seed needs {name}, which is missing", file=REPO)
-        files.add(name)
-    files.update(_tests_for(files))
-    return sorted(files)
-
-
-def _module_file(module: str, files: set[str]) -> str | None:
-    path = module.replace(".", "/")
-    for candidate in (f"{path}.py", f"{path}/__init__.py"):
-        if candidate in files:
-            return candidate
-    return None
-
-
-def missing_imports(seed: Seed, files: Iterable[str]) -> dict[str, list[str]]:
-    """First-party modules the seed's entry points import at module level, transitively, that
-    the zip does not hold: {importing file: [missing modules]}. Imports inside functions are
-    the local runtime's (modeldeploy.cli imports local/ only when not on AWS) and are not
-    followed."""
-    shipped = set(files)
-    problems: dict[str, list[str]] = {}
-    pending = list(seed.entry_points)
-    seen: set[str] = set()
-    while pending:
-        module = pending.pop()
-        name = _module_file(module, shipped)
-        if name is None or name in seen:
-            continue
-        seen.add(name)
-        # A package's __init__ runs before any of its modules.
-        parts = module.split(".")
-        pending.extend(".".join(parts[:i]) for i in range(1, len(parts)))
-        for imported in sorted(_first_party_imports(REPO / name, module_level_only=True)):
-            if not _resolves(imported, shipped):
-                problems.setdefault(name, []).append(imported)
-            elif _module_file(imported, shipped):
-                pending.append(imported)
-            else:  # `from package.module import name`: follow the module
-                pending.append(imported.rsplit(".", 1)[0])
-    for entry in seed.entry_points:
-        if _module_file(entry, shipped) is None:
-            problems.setdefault("<entry points>", []).append(entry)
-    return problems
-
-
-def build_zip(files: Iterable[str]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name in sorted(files):
-            info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
-            info.external_attr = 0o644 << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, (REPO / name).read_bytes())
-    return buffer.getvalue()
 
 
 def template_datasets_default() -> list[str]:
@@ -311,9 +103,9 @@ def normalized_prefix(prefix: str) -> str:
 
 def build_package(bucket: str, region: str, prefix: str = "") -> Package:
     naming.check_bucket(bucket)
-    if not (REPO / "buildspecs").is_dir():
+    if not (seeds.REPO / "buildspecs").is_dir():
         raise InputError(
-            f"{REPO} is not a source checkout (no buildspecs/): package from a clone of the "
+            f"{seeds.REPO} is not a source checkout (no buildspecs/): package from a clone of the "
             "project, where the seed repositories' files are"
         )
     template_datasets_default()
@@ -359,7 +151,9 @@ def write_local(package: Package, output_dir: Path) -> list[Path]:
 
 
 def resolve_region(region: str | None) -> str:
-    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    region = (
+        region or os.environ.get(environment.REGION) or os.environ.get(environment.DEFAULT_REGION)
+    )
     if not region:
         raise InputError(
             "no AWS region: pass --region (or set AWS_REGION); the template, its bucket and "
@@ -494,9 +288,44 @@ first, and give the connection ARN and the owner/name of each repository when cr
 """.strip("\n")
 
 
-def main(argv: list[str] | None = None) -> int:
-    from template.cli import package_command
+@click.command("package")
+@click.option("--bucket", help="S3 bucket to publish to (it must exist, in --region)")
+@click.option("--region", help="AWS region of the bucket and the SageMaker domain [env AWS_REGION]")
+@click.option(
+    "--prefix", default="sagemaker-mme", show_default=True, help="key prefix in the bucket"
+)
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="write what would be uploaded here instead (no AWS access needed)",
+)
+def package_command(
+    bucket: str | None, region: str | None, prefix: str, output_dir: Path | None
+) -> None:
+    """Zip the modelbuild and modeldeploy seeds and upload them with the templates."""
+    try:
+        if not bucket:
+            raise InputError(
+                "no bucket: pass --bucket BUCKET (an existing S3 bucket in --region that will "
+                "hold the templates and seed zips)"
+            )
+        resolved_region = resolve_region(region)
+        built = build_package(bucket, resolved_region, prefix)
+        if output_dir is not None:
+            # The published template names the bucket: build exactly what would be uploaded.
+            for path in write_local(built, output_dir):
+                click.echo(f"wrote {path}")
+            return
+        s3 = s3_client(resolved_region)
+        check_bucket_access(s3, bucket, resolved_region)
+        upload(built, s3)
+    except ProjectError as error:
+        # Also run alone (`python -m template.package`), outside any group that maps errors.
+        raise fail(error) from None
+    click.echo(next_steps(built))
 
+
+def main(argv: list[str] | None = None) -> int:
     return package_command.main(args=argv, prog_name="python -m template.package") or 0
 
 

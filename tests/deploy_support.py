@@ -161,8 +161,8 @@ class LocalBackend:
 
 
 def local_backend(home: Path) -> LocalBackend:
+    from local.deploy_store import local_deployer
     from local.registry import LocalModelRegistry
-    from modeldeploy.local import local_deployer
 
     deployer = local_deployer(home, PROJECT)
     return LocalBackend(

@@ -36,3 +36,21 @@ def misbehave(how: str) -> None:
 
 if __name__ == "__main__":
     misbehave(sys.argv[1] if len(sys.argv) > 1 else "raise")
+
+
+# Every module of `mme` that prints tables holds the one console by name.
+CONSOLE_HOLDERS = (
+    "local.commands.common",
+    "local.commands.executions",
+    "local.commands.registry",
+    "local.commands.runs",
+)
+
+
+def widen_console(monkeypatch: pytest.MonkeyPatch, width: int) -> None:
+    """`mme`'s tables at `width` columns, so cells are not wrapped in captured output."""
+    from rich.console import Console
+
+    wide = Console(width=width)
+    for module in CONSOLE_HOLDERS:
+        monkeypatch.setattr(f"{module}.console", wide)

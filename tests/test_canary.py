@@ -350,7 +350,7 @@ def test_a_decision_about_another_canary_is_not_applied(backend) -> None:
 def test_the_cli_places_and_judges_canaries(backend) -> None:
     from click.testing import CliRunner
 
-    from modeldeploy.cli import endpoint
+    from local.commands.endpoint import endpoint
 
     a = artifacts()
     backend.register(CANCER, a["cancer-0"])
@@ -377,7 +377,7 @@ def cli_options(backend: LocalBackend) -> list[str]:
 def test_mme_canary_switches_the_deploy_command_to_canary_mode(backend, value, action) -> None:
     from click.testing import CliRunner
 
-    from modeldeploy.cli import endpoint
+    from local.commands.endpoint import endpoint
 
     a = artifacts()
     backend.register(CANCER, a["cancer-0"])
@@ -404,7 +404,7 @@ def test_the_cli_promotes_a_newer_version_as_prod_canary_with_the_prod_weight(
 ) -> None:
     from click.testing import CliRunner
 
-    from modeldeploy.cli import endpoint
+    from local.commands.endpoint import endpoint
 
     a = artifacts()
     backend.register(CANCER, a["cancer-0"])

@@ -427,7 +427,7 @@ def test_the_buildspec_calls_commands_that_exist() -> None:
 def test_a_copy_that_does_not_read_back_identical_is_deleted_and_not_routed(
     tmp_path: Path,
 ) -> None:
-    from modeldeploy.local import LocalStorage
+    from local.deploy_store import LocalStorage
 
     class LossyStorage(LocalStorage):
         """Storage that damages what it uploads, as a failing disk or a broken copy would."""

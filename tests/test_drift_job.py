@@ -20,8 +20,8 @@ import pytest
 from click.testing import CliRunner
 from moto import mock_aws
 
+from local.commands.endpoint import endpoint as endpoint_cli
 from modeldeploy import drift, drift_job
-from modeldeploy.cli import endpoint as endpoint_cli
 from modeldeploy.inference_log import (
     PURPOSE_SMOKE,
     PURPOSE_TRAFFIC,

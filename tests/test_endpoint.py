@@ -21,16 +21,17 @@ from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
 from container.artifact import pack
+from local.commands.endpoint import endpoint as endpoint_cli
+from local.deploy_backend import on_model_package_event
+from local.deploy_store import endpoint_state_path, local_inference_log
 from local.endpoint import LocalEndpoint, ModelCache, local_invoker, runtime_client, smoke_locally
 from local.invoker_http import InvokerHTTPServer
 from local.registry import LocalModelRegistry
 from modeldeploy import canary, naming
 from modeldeploy.canary import Policy
-from modeldeploy.cli import endpoint as endpoint_cli
 from modeldeploy.drift_job import live_signature
 from modeldeploy.inference_log import local_log_path, read_local
 from modeldeploy.invoker import request_event
-from modeldeploy.local import endpoint_state_path, local_inference_log, on_model_package_event
 from modeldeploy.smoke import example_record
 from tests.artifact_faults import not_a_model
 from tests.deploy_support import PROJECT, artifacts, local_backend, signature_sha256

@@ -26,6 +26,7 @@ from botocore.exceptions import ClientError
 
 import local.endpoint as endpoint_module
 import local.loopback
+import local.serving_container as serving_container
 from local.endpoint import LocalEndpoint, local_invoker, runtime_client
 from local.invoker_http import InvokerHTTPServer
 from modeldeploy import naming
@@ -256,7 +257,7 @@ def test_a_killed_container_is_restarted_and_ping_never_lies(
     assert "restarting it" in caplog.text
 
     # Past the restart limit the container stays down, and the endpoint says so.
-    monkeypatch.setattr(endpoint_module, "RESTART_LIMIT", 1)
+    monkeypatch.setattr(serving_container, "RESTART_LIMIT", 1)
     kill_container()
     status, body = ping()
     assert status == 503 and body["status"] == "Unhealthy" and "restarts" in body["message"]

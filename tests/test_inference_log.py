@@ -419,9 +419,9 @@ def test_the_lambda_publishes_losses_as_an_embedded_metric(
 def test_the_local_invoker_records_into_the_homes_database(tmp_path: Path) -> None:
     import sqlite3
 
+    from local.deploy_store import local_inference_log
     from local.endpoint import local_invoker
     from modeldeploy.inference_log import local_log_path
-    from modeldeploy.local import local_inference_log
 
     home = tmp_path / "home"
     # No routing table yet: answered 404 without reaching the (absent) endpoint, and recorded.

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from rich.console import Console
 
 from local.cli import main
 from local.home import LocalHome
 from modelbuild.datasets import get_dataset
+from tests.local_support import widen_console
 
 pytestmark = pytest.mark.filterwarnings("ignore:invalid escape sequence:DeprecationWarning")
 GROUP = "mme-wine"
@@ -25,7 +25,7 @@ GROUP = "mme-wine"
 def wide_console() -> Iterator[None]:
     """Tables at full width, so cells are not cut short in the captured output."""
     with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr("local.cli.console", Console(width=240))
+        widen_console(monkeypatch, 240)
         yield
 
 

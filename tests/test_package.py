@@ -24,7 +24,7 @@ from container.errors import InputError
 from modelbuild import naming
 from modelbuild.datasets import REGISTRY_ENV, default_registry
 from modeldeploy.build import load_template
-from template import PORTFOLIO_TEMPLATE, PROJECT_TEMPLATE
+from template import PORTFOLIO_TEMPLATE, PROJECT_TEMPLATE, seeds
 from template import package as packaging
 from template.cli import template as template_group
 
@@ -51,7 +51,7 @@ def test_modelbuild_zip_holds_its_code_buildspecs_and_tests(built: packaging.Pac
         # The offline mirror with its attribution: the first build needs no dataset host.
         "modelbuild/data/banknote_authentication.csv",
         "modelbuild/data/NOTICE.md",
-        "modelbuild/run.py",
+        "modelbuild/run/__init__.py",
         "modelbuild/pipeline.py",
         "container/Dockerfile",
         "container/Dockerfile.dockerignore",
@@ -90,6 +90,9 @@ def test_modeldeploy_zip_holds_only_what_modeldeploy_imports(built: packaging.Pa
     assert build_side == {
         "modelbuild/__init__.py",
         "modelbuild/naming.py",
+        "modelbuild/cli_common.py",
+        "modelbuild/environment.py",
+        "modelbuild/did_you_mean.py",
         "container/__init__.py",
         "container/archive.py",
         "container/checksum.py",
@@ -142,11 +145,15 @@ def test_packaging_filters_out_what_a_working_tree_accumulates(
     for junk in JUNK:
         (tmp_path / junk).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / junk).write_text("junk")
-    monkeypatch.setattr(packaging, "REPO", tmp_path)
+    monkeypatch.setattr(seeds, "REPO", tmp_path)
     package = packaging.build_package(BUCKET, REGION)
     shipped = set(names(package.zips["modelbuild"])) | set(names(package.zips["modeldeploy"]))
     assert not shipped & set(JUNK)
-    assert {"modelbuild/run.py", "modeldeploy/cli.py", "container/serving/app.py"} <= shipped
+    assert {
+        "modelbuild/run/__init__.py",
+        "modeldeploy/cli.py",
+        "container/serving/app.py",
+    } <= shipped
 
 
 def test_zips_are_reproducible_and_content_addressed(built: packaging.Package) -> None:
@@ -155,6 +162,91 @@ def test_zips_are_reproducible_and_content_addressed(built: packaging.Package) -
     assert again.keys == built.keys
     for seed, key in built.keys.items():
         assert key.startswith(f"sagemaker-mme/seedcode/{seed}-") and key.endswith(".zip")
+
+
+def _planted(tmp_path: Path, source: str) -> tuple[seeds.Seed, list[str]]:
+    """A copy of the modeldeploy seed's files with modeldeploy/operations.py ending in
+    `source`: the seed and the files the zip would hold."""
+    seed = next(s for s in seeds.SEEDS if s.name == "modeldeploy")
+    files = seeds.seed_files(seed)
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REPO / name, tmp_path / name)
+    planted = tmp_path / "modeldeploy" / "operations.py"
+    planted.write_text(planted.read_text() + textwrap.dedent(source))
+    return seed, files
+
+
+def test_the_seeds_are_self_contained(built: packaging.Package) -> None:
+    for seed in seeds.SEEDS:
+        assert seeds.missing_imports(seed, seeds.seed_files(seed)) == {}, seed.name
+
+
+def test_the_check_catches_an_import_inside_a_function(tmp_path: Path) -> None:
+    """What the modeldeploy seed's code imports only when a command runs must ship too: an
+    import of the local runtime inside a function fails the check, naming the file."""
+    seed, files = _planted(
+        tmp_path,
+        """
+        def _planted() -> object:
+            from local.home import LocalHome
+
+            return LocalHome
+        """,
+    )
+    assert seeds.missing_imports(seed, files, root=tmp_path) == {
+        "modeldeploy/operations.py": ["local.home", "local.home.LocalHome"]
+    }
+
+
+def test_the_check_catches_a_module_imported_from_a_shipped_package(tmp_path: Path) -> None:
+    """`from modelbuild import datasets` names a module of this repository, not an attribute of
+    the shipped `modelbuild/__init__.py`: the seed lacks it, so the check fails."""
+    seed, files = _planted(
+        tmp_path,
+        """
+        def _planted() -> object:
+            from modelbuild import datasets
+
+            return datasets
+        """,
+    )
+    assert seeds.missing_imports(seed, files, root=tmp_path) == {
+        "modeldeploy/operations.py": ["modelbuild.datasets"]
+    }
+
+
+def test_the_check_skips_imports_that_never_run(tmp_path: Path) -> None:
+    """TYPE_CHECKING imports never execute, and an import guarded against ImportError copes
+    with the module's absence: neither makes a seed fail to import."""
+    seed, files = _planted(
+        tmp_path,
+        """
+        from typing import TYPE_CHECKING
+
+        if TYPE_CHECKING:
+            from local.home import LocalHome
+
+
+        def _optional() -> object:
+            try:
+                from local.home import LocalHome
+            except ModuleNotFoundError:
+                return None
+            return LocalHome
+        """,
+    )
+    assert seeds.missing_imports(seed, files, root=tmp_path) == {}
+
+
+def test_building_refuses_a_seed_that_would_not_import(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(
+        packaging, "missing_imports", lambda seed, files: {"modeldeploy/cli.py": ["local.home"]}
+    )
+    with pytest.raises(InputError, match=r"would not import on its own.*local\.home"):
+        packaging.build_package(BUCKET, REGION)
 
 
 ISOLATED_IMPORT = textwrap.dedent(
@@ -179,7 +271,7 @@ ISOLATED_IMPORT = textwrap.dedent(
 
 @pytest.mark.parametrize("seed", packaging.SEEDS, ids=lambda s: s.name)
 def test_an_extracted_seed_imports_its_entry_points_alone(
-    built: packaging.Package, seed: packaging.Seed, tmp_path: Path
+    built: packaging.Package, seed: seeds.Seed, tmp_path: Path
 ) -> None:
     zipfile.ZipFile(io.BytesIO(built.zips[seed.name])).extractall(tmp_path)
     result = subprocess.run(

@@ -124,7 +124,7 @@ def test_a_deploy_prints_each_change_once(tmp_path: Path) -> None:
     backend = local_backend(tmp_path)
     backend.register("breast-cancer", artifacts()["cancer-0"])
     done = subprocess.run(
-        [sys.executable, "-m", "modeldeploy.cli", "deploy", "dev", "-d", "breast-cancer",
+        [sys.executable, "-m", "local.cli", "endpoint", "deploy", "dev", "-d", "breast-cancer",
          "--home", str(tmp_path), "--project-name", PROJECT],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )  # fmt: skip

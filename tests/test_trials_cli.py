@@ -3,6 +3,7 @@ each trial's own model artifact."""
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -11,10 +12,19 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
+from rich.console import Console
 
 from container.artifact import read_signature, unpack
+from local.executor import PipelineExecutor
 from local.home import LocalHome
+from local.jobs import JobRunner
+from local.runs import build, summarize
+from modelbuild import naming
+from modelbuild.datasets import get_dataset
 from modelbuild.pipeline import Steps
+from tests.local_support import runner
+
+__all__ = ["runner"]  # a fixture used by name
 
 pytestmark = pytest.mark.filterwarnings("ignore:invalid escape sequence:DeprecationWarning")
 TRIALS = 2
@@ -137,3 +147,70 @@ def test_gone_artifacts_leave_the_recorded_objective_and_say_so(home: Path, tmp_
         trials[0]["cv_mean"] == recorded[0]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
     )
     assert f"fold scores unavailable for {TRIALS} trial(s)" in mme(copy, "trials", "wine").output
+
+
+# ---------------------------------------------------------------------------- a failed trial
+
+
+@pytest.fixture(scope="module")
+def failed_home(tmp_path_factory: pytest.TempPathFactory, runner: JobRunner) -> Path:
+    """A wine run whose tuner tried two families, one of which crashed in every trial: its
+    training job is a process that raises, as a broken trainer would."""
+    root = tmp_path_factory.mktemp("failed-trial-home")
+    home = LocalHome(root)
+    pipeline = build(get_dataset("wine"), home, naming.DEFAULT_PROJECT_NAME, None)
+    definition = copy.deepcopy(pipeline.definition)
+    tune = next(s for s in definition["Steps"] if s["Name"] == Steps.TUNE)
+    broken, healthy = tune["Arguments"]["TrainingJobDefinitions"][:2]
+    broken["AlgorithmSpecification"]["ContainerEntrypoint"] = [
+        "python3", "-m", "tests.local_support", "raise",
+    ]  # fmt: skip
+    tune["Arguments"]["TrainingJobDefinitions"] = [broken, healthy]
+    # The leaderboard needs the tuning step only: the steps after it would just add time.
+    definition["Steps"] = definition["Steps"][: definition["Steps"].index(tune) + 1]
+    # The first round tries every definition once, so two trials are one of each.
+    record = PipelineExecutor(home, runner).start(
+        pipeline.name, definition, {"MaxTuningJobs": 2, "MaxParallelTuningJobs": 2, "CvFolds": 2}
+    )
+    step = record.step(Steps.TUNE)
+    assert step is not None and step.status == "Succeeded", record.failure_reason
+    return root
+
+
+def test_a_failed_trial_is_listed_with_its_status_and_reason(
+    failed_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, recorded = summaries(failed_home)
+    failed = next(s for s in recorded if s["TrainingJobStatus"] == "Failed")
+    board = leaderboard(failed_home, "wine")
+    assert board["trials_total"] == 2
+    good, bad = board["trials"]  # the completed trial ranks; the failed one follows, unranked
+    assert good["status"] == "Completed" and good["rank"] == 1 and len(good["fold_scores"]) == 2
+    assert bad["training_job"] == failed["TrainingJobName"]
+    assert bad["family"] == failed["TrainingJobDefinitionName"]
+    assert (bad["status"], bad["rank"], bad["cv_mean"], bad["fold_scores"]) == (
+        "Failed", None, None, None,
+    )  # fmt: skip
+    assert bad["failure_reason"] == failed["FailureReason"]
+    assert "the job broke on purpose" in bad["failure_reason"]
+
+    # Wide enough that the reason's first line fits its cell unwrapped.
+    monkeypatch.setattr("local.commands.common.console", Console(width=400))
+    result = mme(failed_home, "trials", "wine")
+    assert result.exit_code == 0, result.output
+    assert "2 trials, 1 completed, 1 failed" in result.output
+    row = next(line for line in result.output.splitlines() if bad["family"] in line)
+    assert f"Failed: {failed['FailureReason'].splitlines()[0]}" in row
+    assert "fold scores unavailable" not in result.output  # a failed trial has none to show
+
+
+# ---------------------------------------------------------------------------- the run table
+
+
+def test_the_run_summary_carries_the_chosen_trials_cv_spread(home: Path) -> None:
+    (record,) = LocalHome(home).executions.list()
+    summary = summarize(LocalHome(home), "wine", record)
+    best = leaderboard(home, "wine")["trials"][0]
+    assert summary.best_family == best["family"]
+    assert summary.cv_std == pytest.approx(best["cv_std"]) and summary.cv_std > 0
+    assert summary.cv_cell == f"{summary.cv_score:.4f} ± {best['cv_std']:.4f}"

@@ -405,9 +405,3 @@ def aws_problem(error: ClientError | BotoCoreError) -> InputError:
         operation = getattr(error, "operation_name", "an AWS call")
         return InputError(f"{operation} failed: {detail.get('Code')}: {detail.get('Message')}")
     return InputError(f"AWS call failed: {error}")
-
-
-if __name__ == "__main__":
-    from modelbuild.cli import run
-
-    run(prog_name="python -m modelbuild.run")

@@ -1,0 +1,1 @@
+"""The `endpoint` commands, one module per concern; `modeldeploy.cli` composes them."""
