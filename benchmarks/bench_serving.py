@@ -1,42 +1,49 @@
-"""Serving benchmark: our server vs the raw-model floor and a plain baseline, on loopback only.
+"""Serving benchmark: our server vs the raw-model floor and MLServer, on loopback only.
 
-    python benchmarks/bench_serving.py [--seconds 5] [--concurrency 1,16,64]
-        [--server-cpu 0 --client-cpu 1] [--servers ours,floor,baseline] [--before DIR]
+    python benchmarks/bench_serving.py [--seconds 10] [--concurrency 1,16,64] [--repeats 3]
+        [--server-cpu 0 --client-cpu 1] [--servers ours,floor,mlserver,baseline] [--before DIR]
 
-Servers, each started fresh and fed the same artifacts (breast cancer, 30 numeric features):
+Servers, each started fresh and fed the same trained models (breast cancer, 30 numeric features):
 
 - ours: `python -m container serve`, the production server (one worker per `--workers`).
 - floor: the cheapest server this stack allows, what issue 16 calls the bare ASGI floor: raw
-  ASGI on uvicorn (uvloop, httptools) and orjson, the CSV row parsed by numpy, the model called
-  raw: LightGBM's booster, XGBoost's booster, logistic regression as coefficients (the scaler
-  folded into them), the random forest's own predict_proba. No validation, no batching, no
-  multi-model bookkeeping beyond a dict: a lower bound on cost, not a product.
+  ASGI on uvicorn (uvloop, httptools) and orjson, the JSON row parsed by orjson and numpy, the
+  model called raw: LightGBM's booster, XGBoost's booster, logistic regression as coefficients
+  (the scaler folded into them), the random forest's own predict_proba. No validation, no
+  batching, no multi-model bookkeeping beyond a dict: a lower bound on cost, not a product.
+- mlserver: MLServer 1.7.1 with mlserver-sklearn/-xgboost/-lightgbm, in its own environment
+  (`.venv-bench-mlserver`, created by this script's setup step from
+  `serving_baselines/requirements-mlserver*.txt`), tuned as reference/serving.md measured it
+  (no parallel workers, no metrics, no gzip, no access log), serving the same models exported in
+  its formats over the V2 protocol (`serving_baselines/mlserver_peer.py`).
 - baseline: the plain single-request-per-predict server a SageMaker bring-your-own-container
   user typically writes (the Flask/`inference.py` pattern): stdlib ThreadingHTTPServer, the
-  request parsed with pandas through `schema.to_model_input`, one Pipeline `predict_proba` per
-  request, stdlib json.
+  request turned into a DataFrame and through `schema.to_model_input`, one Pipeline
+  `predict_proba` per request, stdlib json.
 - before (with `--before DIR`): our server run from another checkout, e.g. the previous commit
   extracted with `git archive`, to measure a change.
 
-MLServer is not run here (it needs its own environment; reference/serving.md, B.3 has its
-figures from bench/peers on this machine).
+Every request is one row as JSON (`[[...]]`; V2 `inputs` for MLServer). Printed per server:
+model load time and memory per model, median unload time, then requests/s and p50 / p99 / worst
+latency at each concurrency: the servers take turns in `--rounds` slices of each figure's time
+(requests/s is the median slice, latencies are pooled), and the whole measurement runs
+`--repeats` times, each figure being the median over the repeats. At concurrency 1 the slices
+add up to one sequential run of `--seconds`, whose worst request is the "worst sequential"
+figure. Then the issue-16 goals, each with its ratio and PASS/FAIL, and in-process each family's
+request handler with Python's default collector and with the server's (`container.serving.heap`).
 
-Printed per server: model load time and memory per model, median unload time, then requests/s,
-p50 / p99 / worst latency for one-row CSV requests at each concurrency: the servers take turns
-in `--rounds` slices of each figure's time (requests/s is the median slice, latencies are
-pooled). Then, in-process, each family's request handler called in turn for `--gc-seconds` with
-Python's default collector and with the server's (`container.serving.heap`): the worst request
-and the full collections met. The load generator is an asyncio keep-alive client in this
-process, identical for every server. Pin the server and the client to different cores
-(`--server-cpu`, `--client-cpu`, through `taskset`); on a shared machine, compare columns of
-one run, not absolute numbers across runs.
+The load generator is an asyncio keep-alive client in this process, identical for every server,
+with its own collector frozen and paused while it measures (its ~150k objects from training
+would otherwise put its own full collections into the servers' latencies). Pin the server and
+the client to different cores (`--server-cpu`, `--client-cpu`, through `taskset`); the load
+average is printed before and after: on a shared machine, compare columns of one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import io
+import gc
 import json
 import os
 import signal
@@ -53,6 +60,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from serving_baselines.mlserver_peer import SetupError, ensure_environment  # noqa: E402
+
 MODELS = {
     "logistic-regression": {},
     "xgboost": {"n_estimators": "100"},
@@ -60,6 +69,9 @@ MODELS = {
     "lightgbm": {"n_estimators": "100"},
 }
 COPIES = 3  # extra copies of each artifact, loaded under other names, for the memory slope
+ROW = [14.0] * 30  # the one-row request every server answers (breast cancer has 30 features)
+# Families whose goals leave the random forest out: its own predict is ~4 ms (issue 16).
+NON_RF = ("logistic-regression", "xgboost", "lightgbm")
 
 
 # -- the floor: raw ASGI calling the raw model -------------------------------------------------
@@ -128,7 +140,7 @@ def serve_floor(port: int) -> None:
             models[request["model_name"]] = (raw_model(loaded.estimator), loaded.schema.classes)
         elif path.endswith("/invoke"):
             predict, classes = models[path.split("/")[2]]
-            row = np.array((await body(receive)).split(b","), dtype=np.float64).reshape(1, -1)
+            row = np.array(orjson.loads(await body(receive)), dtype=np.float64)
             proba = predict(row)[0]
             answer = orjson.dumps(
                 {
@@ -163,7 +175,7 @@ def serve_baseline(port: int) -> None:
     import pandas as pd
 
     from container.artifact import load_model_dir
-    from container.schema import csv_dtypes, to_model_input
+    from container.schema import to_model_input
 
     models: dict[str, Any] = {}
 
@@ -203,13 +215,7 @@ def serve_baseline(port: int) -> None:
                 return
             loaded = models[name]
             schema = loaded.schema
-            frame = pd.read_csv(
-                io.StringIO(body.decode()),
-                header=None,
-                names=schema.feature_names,
-                dtype=csv_dtypes(schema),
-                skipinitialspace=True,
-            )
+            frame = pd.DataFrame(json.loads(body), columns=schema.feature_names)
             proba = loaded.estimator.predict_proba(to_model_input(frame, schema))
             labels = list(schema.classes)
             self._reply(
@@ -281,7 +287,33 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return status, await reader.readexactly(length)
 
 
-async def load_models(port: int, pid: int, artifacts: dict[str, Path]) -> dict[str, Any]:
+# What each server's API looks like: SageMaker's multi-model API, or MLServer's V2 protocol
+# (whose repository API loads a model by name from the repository it was started with).
+
+
+def load_request(server: str, name: str, directory: Path) -> tuple[str, str, bytes]:
+    if server == "mlserver":
+        return "POST", f"/v2/repository/models/{name}/load", b""
+    return "POST", "/models", json.dumps({"model_name": name, "url": str(directory)}).encode()
+
+
+def unload_request(server: str, name: str) -> tuple[str, str]:
+    if server == "mlserver":
+        return "POST", f"/v2/repository/models/{name}/unload"
+    return "DELETE", f"/models/{name}"
+
+
+def invoke_request(server: str, family: str, name: str) -> tuple[str, bytes]:
+    if server == "mlserver":
+        from serving_baselines.mlserver_peer import infer_body
+
+        return f"/v2/models/{name}/infer", infer_body(family, ROW)
+    return f"/models/{name}/invoke", json.dumps([ROW]).encode()
+
+
+async def load_models(
+    server: str, port: int, pid: int, artifacts: dict[str, Path]
+) -> dict[str, Any]:
     """Per family: first load ms, median later load ms, median MB per extra copy."""
     figures = {}
     for family, directory in artifacts.items():
@@ -289,12 +321,7 @@ async def load_models(port: int, pid: int, artifacts: dict[str, Path]) -> dict[s
         for copy in range(COPIES + 1):
             before = tree_rss(pid)
             started = time.perf_counter()
-            status, body = await http(
-                port,
-                "POST",
-                "/models",
-                json.dumps({"model_name": f"{family}-{copy}", "url": str(directory)}).encode(),
-            )
+            status, body = await http(port, *load_request(server, f"{family}-{copy}", directory))
             times.append((time.perf_counter() - started) * 1000)
             assert status == 200, body
             growth.append((tree_rss(pid) - before) / 2**20)
@@ -303,13 +330,13 @@ async def load_models(port: int, pid: int, artifacts: dict[str, Path]) -> dict[s
     return figures
 
 
-async def unload_copies(port: int, artifacts: dict[str, Path]) -> float:
-    """Median ms of a DELETE (the extra copies; copy 0 of each family stays for the runs)."""
+async def unload_copies(server: str, port: int, artifacts: dict[str, Path]) -> float:
+    """Median ms of an unload (the extra copies; copy 0 of each family stays for the runs)."""
     times = []
     for family in artifacts:
         for copy in range(1, COPIES + 1):
             started = time.perf_counter()
-            status, body = await http(port, "DELETE", f"/models/{family}-{copy}")
+            status, body = await http(port, *unload_request(server, f"{family}-{copy}"))
             times.append((time.perf_counter() - started) * 1000)
             assert status == 200, body
     return statistics.median(times)
@@ -319,7 +346,7 @@ async def drive(
     port: int, path: str, body: bytes, concurrency: int, seconds: float
 ) -> tuple[float, list[float]]:
     """(requests/s, every latency in s) over `seconds` with `concurrency` keep-alive clients."""
-    payload = request_bytes("POST", path, body, "text/csv")
+    payload = request_bytes("POST", path, body, "application/json")
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
 
@@ -352,21 +379,27 @@ def summarise(slices: list[tuple[float, list[float]]]) -> tuple[float, float, fl
     )
 
 
-def start(command: list[str], port: int, cwd: Path) -> subprocess.Popen[bytes]:
+def start(
+    command: list[str], port: int, cwd: Path, ready: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
-        command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and process.poll() is None:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as probe:
-                probe.sendall(b"GET /models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                probe.sendall(
+                    f"GET {ready} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+                )
                 if probe.recv(12).startswith(b"HTTP/1.1 200"):
                     return process
         except OSError:
             time.sleep(0.2)
     process.kill()
-    raise RuntimeError(f"{command} did not start")
+    _, stderr = process.communicate()
+    tail = "\n".join(stderr.decode(errors="replace").splitlines()[-10:])
+    raise RuntimeError(f"{' '.join(command)} did not start:\n{tail}")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -395,7 +428,13 @@ def train(root: Path) -> dict[str, Path]:
     }
 
 
-def server_command(name: str, port: int, args: argparse.Namespace) -> tuple[list[str], Path]:
+def server_command(
+    name: str, port: int, args: argparse.Namespace, artifacts: dict[str, Path], tmp: Path
+) -> tuple[list[str], Path, str, dict[str, str]]:
+    """(command, working directory, readiness path, environment) of one server."""
+    # One thread per server: each owns one core, and every library then computes alike.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ready = "/models"
     if name in ("ours", "before"):
         root = args.before if name == "before" else REPO
         command = [
@@ -412,23 +451,35 @@ def server_command(name: str, port: int, args: argparse.Namespace) -> tuple[list
             "--log-level",
             "warning",
         ]
+    elif name == "mlserver":
+        from serving_baselines import mlserver_peer
+
+        python = mlserver_peer.ensure_environment()
+        repository = mlserver_peer.export_repository(
+            artifacts, COPIES, tmp / "mlserver-repository", port, free_port()
+        )
+        root, ready = repository, "/v2/health/live"
+        command = mlserver_peer.server_command(python, repository)
+        env = {**mlserver_peer.server_environment(), "OMP_NUM_THREADS": "1"}
     else:
         root = REPO
         command = [sys.executable, __file__, f"--serve-{name}", str(port)]
     if args.server_cpu is not None:
         command = ["taskset", "-c", args.server_cpu, *command]
-    return command, root
+    return command, root, ready, env
 
 
-async def launch(name: str, artifacts: dict[str, Path], args: argparse.Namespace) -> dict[str, Any]:
+async def launch(
+    name: str, artifacts: dict[str, Path], args: argparse.Namespace, tmp: Path
+) -> dict[str, Any]:
     port = free_port()
-    command, root = server_command(name, port, args)
+    command, root, ready, env = server_command(name, port, args, artifacts, tmp)
     started = time.perf_counter()
-    process = start(command, port, root)
+    process = start(command, port, root, ready, env)
     startup = time.perf_counter() - started
     idle = tree_rss(process.pid) / 2**20
-    loads = await load_models(port, process.pid, artifacts)
-    unload = await unload_copies(port, artifacts)
+    loads = await load_models(name, port, process.pid, artifacts)
+    unload = await unload_copies(name, port, artifacts)
     return {
         "name": name,
         "process": process,
@@ -437,6 +488,7 @@ async def launch(name: str, artifacts: dict[str, Path], args: argparse.Namespace
         "idle": idle,
         "loads": loads,
         "unload": unload,
+        "repeats": [],
         "rates": {},
     }
 
@@ -446,23 +498,29 @@ async def measure_rates(
 ) -> None:
     """Every server in turn, in short slices, rotating the order each round: a neighbour's burst
     on a shared machine then lands on all of them instead of on whichever ran at that moment."""
-    row = ",".join(["14.0"] * 30).encode()
+    rates: dict[str, dict[tuple[str, int], tuple[float, ...]]] = {s["name"]: {} for s in servers}
     for family in artifacts:
         for concurrency in args.concurrency:
             slices: dict[str, list[tuple[float, list[float]]]] = {s["name"]: [] for s in servers}
             for round_ in range(args.rounds):
                 for server in servers[round_ % len(servers) :] + servers[: round_ % len(servers)]:
+                    path, body = invoke_request(server["name"], family, f"{family}-0")
                     slices[server["name"]].append(
                         await drive(
-                            server["port"],
-                            f"/models/{family}-0/invoke",
-                            row,
-                            concurrency,
-                            args.seconds / args.rounds,
+                            server["port"], path, body, concurrency, args.seconds / args.rounds
                         )
                     )
             for server in servers:
-                server["rates"][(family, concurrency)] = summarise(slices[server["name"]])
+                rates[server["name"]][(family, concurrency)] = summarise(slices[server["name"]])
+    for server in servers:
+        server["repeats"].append(rates[server["name"]])
+        # Each figure: the median over the repeats so far (of rates, p50s, p99s and worsts).
+        server["rates"] = {
+            key: tuple(
+                statistics.median(repeat[key][k] for repeat in server["repeats"]) for k in range(4)
+            )
+            for key in server["repeats"][0]
+        }
 
 
 def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
@@ -478,7 +536,10 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
             for r in results
         )
         print(f"  {family:<20}{cells}")
-    print("\none-row CSV invocations: requests/s, p50 / p99 / worst latency (ms)")
+    print(
+        f"\none-row JSON invocations: requests/s, p50 / p99 / worst latency (ms); median of "
+        f"{len(results[0]['repeats'])} repeat(s)"
+    )
     ours = next((r for r in results if r["name"] == "ours"), results[0])
     others = [r for r in results if r is not ours]
     print(
@@ -499,6 +560,63 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
                 for r in others
             )
             print(f"  {family:<20}{concurrency:>5}{cells}{ratios}")
+    summary(results, args)
+
+
+def summary(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    """Issue 16's figures, ours beside the floor and MLServer, then each goal and its verdict."""
+    by_name = {r["name"]: r for r in results}
+    if "ours" not in by_name:
+        return
+    shown = [by_name[n] for n in ("ours", "floor", "mlserver") if n in by_name]
+    conc = set(args.concurrency)
+    figures: list[tuple[str, int, int, str]] = []  # (label, concurrency, stat index, format)
+    for c, k, label in (
+        (1, 0, "req/s conc 1"),
+        (16, 0, "req/s conc 16"),
+        (64, 2, "p99 ms conc 64"),
+    ):
+        if c in conc:
+            figures.append((label, c, k, ".0f" if k == 0 else ".2f"))
+    if 1 in conc:
+        figures.append((f"worst ms, {args.seconds:g} s sequential", 1, 3, ".2f"))
+    print("\nissue 16 figures (median of repeats)")
+    print(f"  {'figure':<28}{'model':<21}" + "".join(f"{r['name']:>12}" for r in shown))
+    for label, c, k, fmt in figures:
+        for family in MODELS:
+            cells = "".join(f"{r['rates'][(family, c)][k]:>12{fmt}}" for r in shown)
+            print(f"  {label:<28}{family:<21}{cells}")
+    print(
+        f"  {'unload median ms':<28}{'(all)':<21}" + "".join(f"{r['unload']:>12.2f}" for r in shown)
+    )
+
+    ours = by_name["ours"]
+    goals: list[tuple[str, str, float, str, bool]] = []  # (goal, model, value, unit, met)
+
+    def ratio(goal: str, family: str, c: int, peer: str, target: float) -> None:
+        if peer in by_name and c in conc:
+            value = ours["rates"][(family, c)][0] / by_name[peer]["rates"][(family, c)][0]
+            goals.append((goal, family, value, "x", value >= target))
+
+    for family in MODELS:
+        ratio("conc 1 >= 1.2x MLServer", family, 1, "mlserver", 1.2)
+    for family in MODELS:
+        ratio("conc 1 >= 0.8x floor", family, 1, "floor", 0.8)
+    ratio("conc 16 >= 3x MLServer", "lightgbm", 16, "mlserver", 3.0)
+    for family in NON_RF:
+        if 1 in conc:
+            value = ours["rates"][(family, 1)][3]
+            goals.append(("worst sequential <= 5 ms", family, value, " ms", value <= 5.0))
+    for family in NON_RF:
+        if 64 in conc:
+            value = ours["rates"][(family, 64)][2]
+            goals.append(("p99 conc 64 <= 15 ms", family, value, " ms", value <= 15.0))
+    goals.append(("unload median <= 5 ms", "(all)", ours["unload"], " ms", ours["unload"] <= 5.0))
+    print("\nissue 16 goals (ours)")
+    for goal, family, value, unit, met in goals:
+        print(f"  {goal:<28}{family:<21}{value:>10.2f}{unit:<4}{'PASS' if met else 'FAIL':>6}")
+    passed = sum(1 for *_, met in goals if met)
+    print(f"  {passed} of {len(goals)} goals met")
 
 
 # -- garbage-collection pauses, in-process -----------------------------------------------------
@@ -524,13 +642,16 @@ def gc_probe(mode: str, artifact: Path, seconds: float) -> None:
     app.models["m"], app.batchers["m"] = model, app._batcher(model)
     if mode == "frozen":
         heap.start()
-    row = ",".join(["14.0"] * 30).encode()
+    row = orjson.dumps([ROW])
     scope = {
         "type": "http",
         "method": "POST",
         "path": "/models/m/invoke",
         "raw_path": b"/models/m/invoke",
-        "headers": [(b"content-type", b"text/csv"), (b"content-length", b"%d" % len(row))],
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(row)),
+        ],
         "query_string": b"",
     }
     pauses: list[float] = []
@@ -606,15 +727,30 @@ async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         artifacts = train(Path(tmp))
         os.environ["SM_ML_ROOT"] = str(Path(tmp) / "no-ml-root")
+        print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
         # One at a time, so a start-up or a load never overlaps another server's measurement.
         results = []
         try:
             for name in args.servers:
-                results.append(await launch(name, artifacts, args))
-            await measure_rates(results, artifacts, args)
+                try:
+                    results.append(await launch(name, artifacts, args, Path(tmp)))
+                except SetupError as error:
+                    print(f"MLServer left out: its environment could not be set up: {error}")
+            # The client's heap (training imported scikit-learn & co.) is frozen and its
+            # collector paused while it measures: its pauses are not the servers' latency.
+            gc.collect()
+            gc.freeze()
+            gc.disable()
+            try:
+                for repeat in range(args.repeats):
+                    await measure_rates(results, artifacts, args)
+                    print(f"repeat {repeat + 1} of {args.repeats} done", flush=True)
+            finally:
+                gc.enable()
         finally:
             for result in results:
                 stop(result["process"])
+        print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         report(results, args)
         if args.gc_seconds:
             gc_pauses(artifacts, args)
@@ -631,10 +767,18 @@ if __name__ == "__main__":
     parser.add_argument("--workers", type=int, default=1, help="our server's worker processes")
     parser.add_argument("--rounds", type=int, default=5, help="slices per server and figure")
     parser.add_argument(
+        "--repeats", type=int, default=3, help="whole measurements; figures are their medians"
+    )
+    parser.add_argument(
         "--servers",
         type=lambda s: s.split(","),
-        default=["ours", "floor", "baseline"],
-        help="any of ours, floor, baseline, before (needs --before)",
+        default=["ours", "floor", "mlserver", "baseline"],
+        help="any of ours, floor, mlserver, baseline, before (needs --before)",
+    )
+    parser.add_argument(
+        "--setup-only",
+        action="store_true",
+        help="create or update the MLServer environment, then stop",
     )
     parser.add_argument("--before", type=Path, help="a checkout to run as the 'before' server")
     parser.add_argument("--server-cpu", help="taskset CPU list for the server, e.g. 0")
@@ -646,7 +790,9 @@ if __name__ == "__main__":
     )
     parser.add_argument("--gc-probe", nargs=2, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
-    if arguments.gc_probe:
+    if arguments.setup_only:
+        print(f"MLServer environment ready: {ensure_environment()}")
+    elif arguments.gc_probe:
         gc_probe(arguments.gc_probe[0], Path(arguments.gc_probe[1]), arguments.seconds)
     elif arguments.serve_baseline:
         serve_baseline(arguments.serve_baseline)

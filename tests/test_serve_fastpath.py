@@ -243,3 +243,30 @@ def test_a_model_kept_alive_by_a_cycle_is_still_freed_on_unload() -> None:
         assert released() is None
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.parametrize("dataset", ["binary-numeric", "multiclass-numeric"])
+def test_a_scaled_linear_model_predicts_with_the_scaling_folded_in(dataset: str) -> None:
+    loaded = load_model_dir(artifact("logistic-regression", dataset))
+    path = fastpath.choose_path(loaded.estimator, loaded.schema, loaded.signature["baseline"])
+    assert path.name == "numpy-preprocess+linear"
+    assert "folded" in path.reason, path.reason
+    rows = held_out_rows(dataset, InputDecoder(loaded.schema))
+    gap = np.max(np.abs(path.predict_proba(rows) - loaded.estimator.predict_proba(rows)))
+    assert gap <= fastpath.TOLERANCE
+
+
+def test_a_fold_that_disagrees_leaves_the_step_by_step_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loaded = load_model_dir(artifact("logistic-regression", "binary-numeric"))
+    honest = fastpath.derive_folded
+
+    def off_by_a_little(estimator: Any) -> Any:
+        predict = honest(estimator)
+        return lambda x: predict(x) * (1 - 1e-6)
+
+    monkeypatch.setattr(fastpath, "derive_folded", off_by_a_little)
+    path = fastpath.choose_path(loaded.estimator, loaded.schema, loaded.signature["baseline"])
+    assert path.name == "numpy-preprocess+linear"
+    assert path.reason == f"proved equal within {fastpath.TOLERANCE:g}"

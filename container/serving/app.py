@@ -49,6 +49,14 @@ PAGE_LIMIT = 100  # MMS's default and maximum page size
 # A load may take SageMaker's whole 360 s window; the supervisor gives each worker 300 s.
 CONTROL_TIMEOUT = 330.0
 _HEALTHY = orjson.dumps({"status": "Healthy"})
+# Content-Type headers as clients usually send them, parsed once (the rest go through
+# `_media_type`); a dict lookup instead of decode/split/strip/lower on every request.
+_COMMON_MEDIA = {
+    b"application/json": encode.JSON,
+    b"text/csv": encode.CSV,
+    b"application/json; charset=utf-8": encode.JSON,
+    b"text/csv; charset=utf-8": encode.CSV,
+}
 
 
 class WorkerApp:
@@ -277,10 +285,6 @@ class WorkerApp:
 
     async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         headers = dict(scope["headers"])
-        extra: list[tuple[bytes, bytes]] = []
-        attributes = headers.get(CUSTOM_ATTRIBUTES)
-        if attributes is not None:
-            extra.append((CUSTOM_ATTRIBUTES, attributes))
         try:
             status, body, content_type = await self._route(scope, receive, headers)
         except HttpError as error:
@@ -303,17 +307,11 @@ class WorkerApp:
                 f"the server failed handling the request ({type(error).__name__}); see its log",
             )
             status, body, content_type = 500, orjson.dumps(failure.body()), JSON_TYPE
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", content_type),
-                    (b"content-length", str(len(body)).encode()),
-                    *extra,
-                ],
-            }
-        )
+        response_headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
+        attributes = headers.get(CUSTOM_ATTRIBUTES)
+        if attributes is not None:
+            response_headers.append((CUSTOM_ATTRIBUTES, attributes))
+        await send({"type": "http.response.start", "status": status, "headers": response_headers})
         await send({"type": "http.response.body", "body": body})
 
     async def _route(
@@ -364,9 +362,14 @@ class WorkerApp:
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise _too_large(limit)
+        message = await receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            body = message.get("body", b"")  # the whole body in one message: the usual case
+            if len(body) > limit:
+                raise _too_large(limit)
+            return body
         chunks, size = [], 0
         while True:
-            message = await receive()
             if message["type"] == "http.disconnect":
                 raise HttpError(400, "BadRequest", "the client disconnected")
             chunk = message.get("body", b"")
@@ -376,20 +379,15 @@ class WorkerApp:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+            message = await receive()
 
     async def _invoke(
         self, model: ServedModel, batcher: MicroBatcher, receive: Any, headers: dict[bytes, bytes]
     ) -> tuple[int, bytes, bytes]:
-        content_type = headers.get(b"content-type", b"").decode("latin-1")
-        media = content_type.split(";", 1)[0].strip().lower()
-        if media not in (encode.JSON, encode.CSV):
-            raise HttpError(
-                415,
-                "UnsupportedMediaType",
-                f"Content-Type {content_type or '(none)'!r} is not supported; "
-                "send text/csv or application/json",
-            )
-        answer = encode.negotiate(headers.get(b"accept", b"").decode("latin-1"))
+        raw_type = headers.get(b"content-type", b"")
+        media = _COMMON_MEDIA.get(raw_type) or _media_type(raw_type)
+        accept = headers.get(b"accept")
+        answer = encode.negotiate(accept.decode("latin-1")) if accept else encode.JSON
         if answer is None:
             raise HttpError(406, "NotAcceptable", "Accept must allow application/json or text/csv")
         body = await self._body(receive, headers)
@@ -469,6 +467,20 @@ def _load_measured(
     before = process_rss(os.getpid())
     model = load_served_model(name, url, directory, expected_sha256)
     return model, max(process_rss(os.getpid()) - before, 0)
+
+
+def _media_type(raw: bytes) -> str:
+    """The request's media type, JSON or CSV; any other is a 415."""
+    content_type = raw.decode("latin-1")
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media not in (encode.JSON, encode.CSV):
+        raise HttpError(
+            415,
+            "UnsupportedMediaType",
+            f"Content-Type {content_type or '(none)'!r} is not supported; "
+            "send text/csv or application/json",
+        )
+    return media
 
 
 def _allow(method: str, *allowed: str) -> None:

@@ -74,16 +74,25 @@ class MicroBatcher:
         )
 
     def _take(self) -> list[tuple[np.ndarray, asyncio.Future[np.ndarray]]]:
-        taken, rows = [], 0
-        while self._pending and (not taken or rows + len(self._pending[0][0]) <= self._max_rows):
-            item = self._pending.pop(0)
-            rows += len(item[0])
-            taken.append(item)
-        self._pending_rows -= rows
+        pending = self._pending
+        if self._pending_rows <= self._max_rows:  # all of it: the usual case
+            taken, self._pending, self._pending_rows = pending, [], 0
+        else:
+            count, rows = 0, 0
+            while count < len(pending) and (
+                not count or rows + len(pending[count][0]) <= self._max_rows
+            ):
+                rows += len(pending[count][0])
+                count += 1
+            taken, self._pending = pending[:count], pending[count:]
+            self._pending_rows -= rows
         return [(m, f) for m, f in taken if not f.cancelled()]
 
     def _flush(self) -> None:
         self._scheduled = None
+        if len(self._pending) == 1 and len(self._pending[0][0]) <= INLINE_ROWS:
+            self._flush_one()
+            return
         batch = self._take()
         if not batch:
             return
@@ -96,6 +105,24 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         done = loop.run_in_executor(self._executor, self._run, batch)
         done.add_done_callback(lambda outcome: self._finished(batch, outcome))
+
+    def _flush_one(self) -> None:
+        """One request and an idle model, what every request at concurrency 1 meets: the same
+        as a batch of one, without the list-building of a batch."""
+        matrix, future = self._pending.pop()
+        self._pending_rows = 0
+        if future.cancelled():
+            return
+        self._contended = False
+        started = time.perf_counter()
+        try:
+            proba = self._predict(matrix)
+        except Exception as error:
+            future.set_exception(error)
+        else:
+            future.set_result(proba)
+        finally:
+            self._cost = 0.8 * self._cost + 0.2 * (time.perf_counter() - started)
 
     def _finished(self, batch: list, outcome: asyncio.Future) -> None:
         self._busy = False

@@ -1,0 +1,1 @@
+"""Peer servers the serving benchmark runs beside ours, each in its own environment."""
