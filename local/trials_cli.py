@@ -18,7 +18,14 @@ import click
 
 from container.errors import InputError
 from modelbuild import naming
-from modelbuild.trials import Leaderboard, Trial, TrialScores, rank_trials, signature_cv
+from modelbuild.trials import (
+    Leaderboard,
+    Trial,
+    TrialScores,
+    cv_from_metrics,
+    rank_trials,
+    signature_cv,
+)
 
 if TYPE_CHECKING:
     from local.executions import ExecutionRecord, StepRecord
@@ -104,11 +111,20 @@ def leaderboard(home: LocalHome, record: ExecutionRecord) -> Leaderboard:
         raise InputError(f"execution {record.id} has no tuning trials ({state})")
     outputs = _output_paths(home, record)
 
+    trial_metrics = step.metadata.get("TrialMetrics", {})
+
     def lookup(summary: dict[str, Any]) -> TrialScores:
+        """Like AWS: the trial's emitted metrics when they hold its folds, else its signature."""
         family = summary["TrainingJobDefinitionName"]
-        if family not in outputs:
-            return TrialScores()
-        return read_cv(home, f"{outputs[family]}/{summary['TrainingJobName']}/output/model.tar.gz")
+        artifact = (
+            f"{outputs[family]}/{summary['TrainingJobName']}/output/model.tar.gz"
+            if family in outputs
+            else None
+        )
+        cv = cv_from_metrics(trial_metrics.get(summary["TrainingJobName"]))
+        if cv is not None:
+            return TrialScores(cv, artifact)
+        return read_cv(home, artifact) if artifact else TrialScores()
 
     return Leaderboard(
         execution=record.id,

@@ -15,6 +15,7 @@ from click.testing import CliRunner, Result
 from rich.console import Console
 
 from container.artifact import read_signature, unpack
+from local.executions import RECORD_FILE
 from local.executor import PipelineExecutor
 from local.home import LocalHome
 from local.jobs import JobRunner
@@ -78,7 +79,8 @@ def test_json_holds_every_trial_with_the_fold_scores_its_artifact_carries(
         signature = read_signature(workdir)
         assert trial["family"] == summary["TrainingJobDefinitionName"] == signature["algorithm"]
         assert trial["hyperparameters"] == summary["TunedHyperParameters"]
-        assert trial["fold_scores"] == signature["cv"]["fold_scores"]
+        # From the trial's emitted metrics (printed to 8 decimals), as on AWS.
+        assert trial["fold_scores"] == pytest.approx(signature["cv"]["fold_scores"], abs=1e-7)
         assert len(trial["fold_scores"]) == FOLDS
         assert trial["cv_mean"] == pytest.approx(np.mean(trial["fold_scores"]))
         assert trial["cv_std"] == pytest.approx(np.std(trial["fold_scores"]))
@@ -136,10 +138,37 @@ def test_a_dataset_without_executions_says_how_to_start_one(home: Path) -> None:
     assert "dataset 'banknote' has no pipeline executions yet (`mme run banknote`)" in result.output
 
 
-def test_gone_artifacts_leave_the_recorded_objective_and_say_so(home: Path, tmp_path: Path) -> None:
-    # A copy of the state without the trials' artifacts (as after clearing local S3).
+def test_the_record_holds_each_trials_metrics_as_describe_training_job_does(
+    home: Path, tmp_path: Path
+) -> None:
+    """The Tune step's record carries every trial's FinalMetricDataList (the objective, the
+    spread and each fold), so the leaderboard needs no artifact, like `mme trials --aws`."""
+    (record,) = LocalHome(home).executions.list()
+    tune = record.step(Steps.TUNE)
+    assert tune is not None
+    metrics = tune.metadata["TrialMetrics"]
+    expected = {"cv_score", "cv_std", *(f"cv_fold_{k}" for k in range(1, FOLDS + 1))}
+    for summary in tune.properties["TrainingJobSummaries"]:
+        names = {m["MetricName"] for m in metrics[summary["TrainingJobName"]]}
+        assert names == expected
+    with_artifacts = {t["training_job"]: t for t in leaderboard(home, "wine")["trials"]}
     copy = tmp_path / "home"
     shutil.copytree(home / "executions", copy / "executions")
+    for trial in leaderboard(copy, "wine")["trials"]:
+        assert trial["fold_scores"] == with_artifacts[trial["training_job"]]["fold_scores"]
+        assert trial["cv_std"] == with_artifacts[trial["training_job"]]["cv_std"]
+
+
+def test_gone_artifacts_leave_the_recorded_objective_and_say_so(home: Path, tmp_path: Path) -> None:
+    # A copy of the state without the trials' artifacts (as after clearing local S3), recorded
+    # before trials emitted their fold scores as metrics (no TrialMetrics).
+    copy = tmp_path / "home"
+    shutil.copytree(home / "executions", copy / "executions")
+    (path,) = (copy / "executions").glob(f"*/{RECORD_FILE}")
+    document = json.loads(path.read_text())
+    for step in document["steps"]:
+        step["metadata"].pop("TrialMetrics", None)
+    path.write_text(json.dumps(document))
     _, recorded = summaries(home)
     trials = leaderboard(copy, "wine")["trials"]
     assert all(t["fold_scores"] is None and t["cv_std"] is None for t in trials)

@@ -43,6 +43,8 @@ class Trial:
     result: JobResult | None = None
     artifact: str | None = None
     summary: dict[str, Any] = field(default_factory=dict)
+    # Every metric the definitions' regexes read from its log (objective, spread, folds).
+    metrics: dict[str, float] = field(default_factory=dict)
 
     @property
     def value(self) -> float | None:
@@ -189,6 +191,7 @@ class TuningJob:
     def _finish(self, trial: Trial, metrics: dict[str, float], failure: str | None) -> None:
         objective = self.objectives[trial.definition["DefinitionName"]]
         trial.summary = self._summary(trial, objective, metrics, failure)
+        trial.metrics = metrics
         self.proposals.record(trial.index, trial.value)
 
     def _summary(
@@ -266,5 +269,12 @@ class TuningJob:
             "Strategy": self.strategy,
             "Sampling": self.proposals.description,
             "ParallelJobs": self.parallel,
+            # What DescribeTrainingJob's FinalMetricDataList says of each trial on AWS (a
+            # summary carries the objective only): `mme trials` reads the fold scores from it.
+            "TrialMetrics": {
+                t.name: [{"MetricName": k, "Value": v} for k, v in t.metrics.items()]
+                for t in trials
+                if t.metrics
+            },
         }
         return Outcome(properties, {}, [str(ranked[0].artifact)], logs, metadata)
