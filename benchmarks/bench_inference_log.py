@@ -26,7 +26,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from modeldeploy.inference_log import BackgroundLog, InferenceRecord, SQLiteSink  # noqa: E402
+from modeldeploy.inference_log import BackgroundLog, InferenceRecord  # noqa: E402
+from modeldeploy.inference_log_sqlite import SQLiteSink  # noqa: E402
 from modeldeploy.invoker import Invoker, request_event  # noqa: E402
 from modeldeploy.routing import Route, RoutingTable  # noqa: E402
 

@@ -37,6 +37,10 @@ with its own collector frozen and paused while it measures (its ~150k objects fr
 would otherwise put its own full collections into the servers' latencies). Pin the server and
 the client to different cores (`--server-cpu`, `--client-cpu`, through `taskset`); the load
 average is printed before and after: on a shared machine, compare columns of one run.
+
+Why this file is long: it is one benchmark run end to end (train the models, start our server,
+the plain baseline and MLServer, drive each with the same load, print baseline beside ours);
+its pieces share the run's ports, processes and artifacts and are no use apart.
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from serving_baselines.mlserver_peer import SetupError, ensure_environment  # noqa: E402
+
+from container.serving.config import serve_command  # noqa: E402
 
 MODELS = {
     "logistic-regression": {},
@@ -437,20 +443,9 @@ def server_command(
     ready = "/models"
     if name in ("ours", "before"):
         root = args.before if name == "before" else REPO
-        command = [
-            sys.executable,
-            "-m",
-            "container",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(args.workers),
-            "--log-level",
-            "warning",
-        ]
+        command = serve_command(
+            "127.0.0.1", port, "--workers", str(args.workers), "--log-level", "warning"
+        )
     elif name == "mlserver":
         from serving_baselines import mlserver_peer
 

@@ -16,6 +16,10 @@ from the signature's baseline statistics (typical values, extremes, decile edges
 every known category and an unseen one), one batch and single rows: every probability must agree
 within TOLERANCE and every predicted class must be the same. Otherwise, or if deriving fails in
 any way, the Pipeline itself serves, so a family this module has never seen still works.
+
+Why this file is long: it is one compiler from a fitted scikit-learn Pipeline to a NumPy
+function, one small translator per supported step plus the proof that the result agrees; the
+translators share the Transform type and the refusal rule and are only meaningful together.
 """
 
 from __future__ import annotations

@@ -46,8 +46,10 @@ def find_artifacts(root: Path, tuning_job: str = "") -> dict[str, Path]:
     return {trial_name(p, root, tuning_job): p for p in sorted(root.rglob(ARTIFACT_FILE))}
 
 
-def read_signature(archive: Path, source: str) -> dict[str, Any]:
-    """The JSON signature inside a model.tar.gz, without extracting or unpickling the model."""
+def find_signature(archive: Path, source: str) -> dict[str, Any] | None:
+    """The JSON signature inside a model.tar.gz, without extracting or unpickling the model;
+    None when the archive holds none. `source` names the artifact in errors. The one reader of
+    a signature from an archive (Evaluate here, `modelbuild.trials` for a tuning job's trials)."""
     with open_archive(archive, source) as tar:
         for member in checked_members(tar, source):
             if member.name != SIGNATURE_FILE:
@@ -62,7 +64,15 @@ def read_signature(archive: Path, source: str) -> dict[str, Any]:
             if not isinstance(signature, dict):
                 raise InputError(f"{SIGNATURE_FILE} is not a JSON object", file=source)
             return signature
-    raise InputError(f"the archive holds no {SIGNATURE_FILE}", file=source)
+    return None
+
+
+def read_signature(archive: Path, source: str) -> dict[str, Any]:
+    """`find_signature`, where an archive without a signature is the user's problem."""
+    signature = find_signature(archive, source)
+    if signature is None:
+        raise InputError(f"the archive holds no {SIGNATURE_FILE}", file=source)
+    return signature
 
 
 def read_trial(name: str, archive: Path) -> TrialScores:

@@ -25,7 +25,7 @@ from local.deploy_store import deploy_lock, local_deployer
 from local.endpoint import endpoint_url_for, local_invoker, smoke_locally
 from modeldeploy import naming
 from modeldeploy.deploy import Deployer, DeployReport
-from modeldeploy.inference_log import local_log_path, read_local
+from modeldeploy.inference_log_sqlite import local_log_path, read_local
 from modeldeploy.interfaces import Storage
 from modeldeploy.invoker import Invoker
 from modeldeploy.smoke import SmokeResult

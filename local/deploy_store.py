@@ -26,7 +26,8 @@ from local.s3 import LocalS3
 from modeldeploy import naming
 from modeldeploy.artifacts import installed_versions
 from modeldeploy.deploy import Deployer
-from modeldeploy.inference_log import BackgroundLog, SQLiteSink, local_log_path
+from modeldeploy.inference_log import BackgroundLog
+from modeldeploy.inference_log_sqlite import SQLiteSink, local_log_path
 from modeldeploy.interfaces import ModelPackageRef, NoSuchObject, RegistryRefused
 
 _ARN = re.compile(r"model-package/(?P<group>[^/]+)/(?P<version>[0-9]+)$")

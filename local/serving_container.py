@@ -20,7 +20,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections import OrderedDict
@@ -32,6 +31,7 @@ from urllib.parse import quote
 import container
 from container.errors import InputError
 from container.files import replacing
+from container.serving.config import serve_command
 from local.s3 import LocalS3
 from modeldeploy import naming
 
@@ -133,21 +133,15 @@ class ServingContainer:
         # A new port each time: workers of a killed container may still hold the old one.
         self.port = _free_port(self.host)
         self._generation += 1
-        command = [
-            sys.executable,
-            "-m",
-            "container",
-            "serve",
-            "--host",
+        command = serve_command(
             self.host,
-            "--port",
-            str(self.port),
+            self.port,
             "--workers",
             str(self.workers),
             # As on AWS (the image sets MME_VERIFY_TARGET_MODEL): a model is unpickled only on an
             # invocation whose target model names its model file's sha256, and only if it has it.
             "--verify-target-model",
-        ]
+        )
         if self.memory_budget_mb:
             command += ["--memory-budget-mb", str(self.memory_budget_mb)]
         environment = {

@@ -23,8 +23,8 @@ from modelbuild.cli_common import (
     ProjectGroup,
     parameter_option,
     project_option,
-    typed_parameter,
 )
+from modelbuild.definition import typed_parameter
 
 # Pipeline parameter overrides: option name = PipelineSettings field; unset keeps the registry's.
 _OVERRIDES: list[tuple[str, Any, str]] = [
@@ -220,6 +220,7 @@ def run(
     from botocore.exceptions import BotoCoreError, ClientError
 
     from modelbuild import run as runner
+    from modelbuild.aws_calls import aws_problem
     from modelbuild.datasets import default_registry
     from modelbuild.suggest import registered_dataset
 
@@ -260,7 +261,7 @@ def run(
                 log=click.echo,
             )
     except (ClientError, BotoCoreError) as error:
-        raise runner.aws_problem(error) from None
+        raise aws_problem(error) from None
     click.echo(runner.summary(outcomes))
     failed = [o for o in outcomes if o.failed]
     for outcome in failed:

@@ -9,9 +9,8 @@
   the values `mme --home X --project-name Y` resolved (`Inherited`, in the click context)
   unless its own command line gives them: settings travel through the context, not through
   os.environ.
-- `parameter_option` and `typed_parameter`: `-p NAME=VALUE`, one parser, and one typing rule
-  for pipeline parameters (a Boolean is `true` or `false` in any case, nothing else; an Integer
-  is a whole number; a Float any number).
+- `parameter_option`: `-p NAME=VALUE`, one parser (the values are typed by
+  `modelbuild.definition.typed_parameter`, the one typing rule for pipeline parameters).
 
 It lives in modelbuild, the lowest layer that has a command line, so both seed repositories
 ship it (template.package) and modeldeploy and local build on it.
@@ -27,7 +26,7 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from container.errors import InputError, ProjectError
+from container.errors import ProjectError
 from modelbuild import environment, naming
 
 # sysexits.h EX_TEMPFAIL: "a temporary failure; the user is invited to retry later".
@@ -144,26 +143,3 @@ def parameter_option(help_text: str) -> Callable[[F], F]:
         callback=_split,
         help=help_text,
     )
-
-
-def typed_parameter(name: str, kind: str, raw: Any) -> Any:
-    """A pipeline parameter's value of its declared type (String, Integer, Float, Boolean);
-    text that is not of the type is refused naming the parameter, never guessed."""
-    try:
-        if kind == "Integer":
-            if isinstance(raw, float) and not raw.is_integer():
-                raise ValueError
-            return int(raw)
-        if kind == "Float":
-            return float(raw)
-        if kind == "Boolean":
-            if isinstance(raw, bool):
-                return raw
-            if str(raw).lower() in ("true", "false"):
-                return str(raw).lower() == "true"
-            raise ValueError
-    except (TypeError, ValueError):
-        raise InputError(f"pipeline parameter {name} is {kind}, got {raw!r}") from None
-    if kind != "String":
-        raise InputError(f"pipeline parameter {name} has unknown type {kind!r}")
-    return str(raw)

@@ -23,8 +23,17 @@ disagree about it:
   `Member` (a structure member or JSON object key), `Index` (a list position) and `Key` (a map
   key, or on a list the entry whose `...Name` is the key, as in `Outputs['train']`).
 
+- parameters: `typed_parameter`, the one typing rule for a pipeline parameter's value (a Boolean
+  is `true` or `false` in any case, nothing else; an Integer is a whole number; a Float any
+  number), used by `pipeline validate -p` and the local executor alike.
+
 Problems are raised as `DefinitionSyntaxError` (a ValueError); each caller words them for its
-own user.
+own user. The one exception is `typed_parameter`, whose problem is the user's own value
+(`container.errors.InputError`, the only import outside the standard library).
+
+Why this file is long: it is the single reader of the definition's grammar (paths, references,
+expressions, steps and their graph); the pieces refer to one another, and splitting them would
+put the grammar back in more than one place.
 """
 
 from __future__ import annotations
@@ -33,6 +42,8 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from container.errors import InputError
 
 CONDITION_TYPES = frozenset(
     {
@@ -407,3 +418,26 @@ def topological_order(graph: Mapping[str, set[str]]) -> list[str]:
         placed.add(ready)
         remaining.remove(ready)
     return order
+
+
+def typed_parameter(name: str, kind: str, raw: Any) -> Any:
+    """A pipeline parameter's value of its declared type (String, Integer, Float, Boolean);
+    text that is not of the type is refused naming the parameter, never guessed."""
+    try:
+        if kind == "Integer":
+            if isinstance(raw, float) and not raw.is_integer():
+                raise ValueError
+            return int(raw)
+        if kind == "Float":
+            return float(raw)
+        if kind == "Boolean":
+            if isinstance(raw, bool):
+                return raw
+            if str(raw).lower() in ("true", "false"):
+                return str(raw).lower() == "true"
+            raise ValueError
+    except (TypeError, ValueError):
+        raise InputError(f"pipeline parameter {name} is {kind}, got {raw!r}") from None
+    if kind != "String":
+        raise InputError(f"pipeline parameter {name} has unknown type {kind!r}")
+    return str(raw)

@@ -43,6 +43,10 @@ them in FinalMetricDataList and in Studio.
 The definition is built offline and deterministically: the image's own entry points run every
 job (no code is uploaded), job names are left to SageMaker, and no timestamp or random name
 appears, so step caching can match earlier executions.
+
+Why this file is long: it is the only module that uses the SageMaker Python SDK, by design
+(the rest of the project reads the definition it writes, through modelbuild.definition), so
+every step of the pipeline is built here; `build_pipeline` reads top to bottom as the pipeline.
 """
 
 from __future__ import annotations

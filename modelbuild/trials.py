@@ -14,7 +14,6 @@ are the two sources, and both print through the same rows.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import statistics
@@ -24,13 +23,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from container.archive import checked_members, open_archive
 from container.errors import InputError
 from container.layout import SIGNATURE_FILE
 from container.metrics import CV_STD_METRIC_NAME, OBJECTIVE_METRIC_NAME
+from container.trials import find_signature
 
-# A signature is feature names, classes and baseline statistics: a few hundred KB at most.
-MAX_SIGNATURE_BYTES = 16 * 1024 * 1024
 # The fold metrics a trainer prints beside its objective (container.metrics.fold_metric_name:
 # `cv_fold_1=0.97;` ..., numbered from 1), read back in fold order.
 CV_FOLD_METRIC = re.compile(r"cv_fold_(\d+)")
@@ -175,19 +172,8 @@ def signature_cv(archive: Path, source: str) -> CvScores | None:
     """The `cv` section of the signature inside a model.tar.gz at `archive`, read through the
     hardened archive reader without unpacking (or unpickling) the model; None when the
     signature holds no CV result. `source` names the artifact in errors (its S3 URI)."""
-    with open_archive(archive, source) as tar:
-        for member in checked_members(tar, source):
-            if member.name != SIGNATURE_FILE:
-                continue
-            if member.size > MAX_SIGNATURE_BYTES:
-                raise InputError(f"{SIGNATURE_FILE} is {member.size} bytes", file=source)
-            stream = tar.extractfile(member)
-            try:
-                signature = json.loads(stream.read()) if stream else {}
-            except ValueError as error:
-                raise InputError(f"{SIGNATURE_FILE} is not JSON: {error}", file=source) from None
-            return _cv_section(signature, source)
-    return None
+    signature = find_signature(archive, source)
+    return None if signature is None else _cv_section(signature, source)
 
 
 def _order(summary: Mapping[str, Any]) -> tuple[int, float]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +36,7 @@ from typing import Any, Final
 from container.archive import max_unpacked_bytes
 from container.errors import InputError, ServiceError
 from modelbuild import naming
+from modelbuild.aws_calls import NOT_FOUND_CODES, aws_problem, is_denied, pages
 from modelbuild.trials import (
     CvScores,
     Leaderboard,
@@ -68,29 +69,6 @@ MAX_EXECUTIONS_SCANNED: Final = 20
 # DescribeTrainingJob calls in flight: a 60-trial leaderboard in seconds, well under the API's
 # rate limit (botocore retries a throttled call anyway).
 DESCRIBE_WORKERS: Final = 8
-_THROTTLED: Final = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottled",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "ProvisionedThroughputExceededException",
-        "SlowDown",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "InternalFailure",
-        "InternalError",
-        "InternalServerError",
-        "InternalServerException",
-        "RequestTimeout",
-        "RequestTimeoutException",
-    }
-)
-_DENIED: Final = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
-_GONE: Final = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
 @contextmanager
@@ -109,18 +87,10 @@ def aws_call(what: str) -> Iterator[None]:
     try:
         yield
     except ClientError as error:
-        detail = error.response.get("Error", {})
-        code = str(detail.get("Code", ""))
-        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        message = f"{what}: {error.operation_name} failed: {code}: {detail.get('Message', '')}"
-        if code in _THROTTLED or status >= 500:
-            raise ServiceError(f"{message} (a temporary AWS problem: try again)") from None
-        if code in _DENIED or status == 403:
-            raise InputError(
-                f"{message}; `mme trials --aws` runs with your own credentials and needs "
-                f"{', '.join(PERMISSIONS)}"
-            ) from None
-        raise InputError(message) from None
+        needs = "`mme trials --aws` runs with your own credentials and needs " + ", ".join(
+            PERMISSIONS
+        )
+        raise aws_problem(error, what, hint=needs if is_denied(error) else "") from None
     except (NoCredentialsError, PartialCredentialsError) as error:
         raise InputError(
             f"{what}: no AWS credentials ({error}); configure a profile or run in Studio"
@@ -148,16 +118,6 @@ def region_of(target: str) -> str | None:
     """The region an execution ARN names (None for a dataset name)."""
     match = EXECUTION_ARN.fullmatch(target)
     return match.group("region") or None if match else None
-
-
-def _pages(call: Callable[..., dict[str, Any]], key: str, **kwargs: Any) -> Iterator[Any]:
-    token = None
-    while True:
-        page = call(**kwargs, **({"NextToken": token} if token else {}))
-        yield from page.get(key, [])
-        token = page.get("NextToken")
-        if not token:
-            return
 
 
 @dataclass(frozen=True)
@@ -222,7 +182,7 @@ class AwsTrials:
     def tune_step(self, arn: str) -> TuneStep | None:
         with aws_call(f"listing the steps of pipeline execution {arn}"):
             steps = list(
-                _pages(
+                pages(
                     self.sagemaker.list_pipeline_execution_steps,
                     "PipelineExecutionSteps",
                     PipelineExecutionArn=arn,
@@ -244,7 +204,7 @@ class AwsTrials:
         with aws_call(f"reading the parameters of pipeline execution {arn}"):
             return {
                 p["Name"]: p["Value"]
-                for p in _pages(
+                for p in pages(
                     self.sagemaker.list_pipeline_parameters_for_execution,
                     "PipelineParameters",
                     PipelineExecutionArn=arn,
@@ -295,7 +255,7 @@ class AwsTrials:
 
     def _trial_pages(self, tuning_job: str) -> list[dict[str, Any]]:
         return list(
-            _pages(
+            pages(
                 self.sagemaker.list_training_jobs_for_hyper_parameter_tuning_job,
                 "TrainingJobSummaries",
                 HyperParameterTuningJobName=tuning_job,
@@ -313,7 +273,7 @@ class AwsTrials:
             return None
         window = timedelta(minutes=10)
         ended = step.ended or datetime.now(step.started.tzinfo)
-        for summary in _pages(
+        for summary in pages(
             self.sagemaker.list_hyper_parameter_tuning_jobs,
             "HyperParameterTuningJobSummaries",
             CreationTimeAfter=step.started - window,
@@ -366,7 +326,7 @@ class AwsTrials:
             try:
                 response = self.s3.get_object(Bucket=bucket, Key=key)
             except ClientError as error:
-                if str(error.response.get("Error", {}).get("Code")) in _GONE:
+                if str(error.response.get("Error", {}).get("Code")) in NOT_FOUND_CODES:
                     return None  # removed by a lifecycle rule or by hand
                 raise
             if int(response.get("ContentLength") or 0) > limit:

@@ -17,23 +17,27 @@ What SageMaker would reject at CreatePipeline or at run time, found before anyth
   expression functions used, limited to those the local runtime implements.
 
 The definition's structure (steps, references, property paths, the dependency graph) is read by
-`modelbuild.definition`, the reader the local executor uses too.
+`modelbuild.definition`, the reader the local executor uses too; a value is checked against an
+API shape (botocore's validator plus the enums, maximums and patterns it skips) by
+`modelbuild.api_shapes`.
+
+Why this file is long: `DefinitionChecker` is one walk over the definition with shared state
+(the parameters' values, the steps, the problems found); its reference, expression and
+argument checks call one another. The API-shape checks are apart (`modelbuild.api_shapes`).
 """
 
 from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
-import botocore.session
-from botocore.model import ServiceModel, Shape
-from botocore.validate import ParamValidator
+from botocore.model import Shape
 
 from container.errors import InputError
+from modelbuild.api_shapes import COMPATIBLE, placeholder, service_model, shape_problems
 from modelbuild.definition import (
     CONDITION_TYPES,
     EXECUTION_VARIABLES,
@@ -116,33 +120,11 @@ PARAMETER_TYPES: dict[str, tuple[type, ...]] = {
 STEP_NAME_PATTERN = r"[A-Za-z0-9\-_]{1,64}"
 PARAMETER_NAME_PATTERN = r"[A-Za-z0-9\-_]{1,256}"
 
-# API shape type -> expression value types that fit it
-_COMPATIBLE = {
-    "string": {"string"},
-    "integer": {"integer", "long"},
-    "long": {"integer", "long"},
-    "float": {"float", "double", "integer", "long"},
-    "double": {"float", "double", "integer", "long"},
-    "boolean": {"boolean"},
-    "timestamp": {"timestamp", "string"},
-}
 _PARAMETER_SHAPE_TYPE = {
     "String": "string",
     "Integer": "integer",
     "Float": "float",
     "Boolean": "boolean",
-}
-# Java regex features in SageMaker's patterns that Python's re lacks, translated to the nearest
-# equivalent (Unicode classes become ASCII plus the non-ASCII range: more permissive, never
-# stricter, so a valid value is never rejected).
-_JAVA_CLASSES = {
-    r"\p{L}": r"A-Za-z\u00aa\u00b5\u00ba\u00c0-\U0010ffff",
-    r"\p{M}": r"\u0300-\u036f",
-    r"\p{Z}": r" \u00a0\u2000-\u200b\u3000",
-    r"\p{S}": r"$+<=>^`|~",
-    r"\p{N}": r"0-9",
-    r"\p{P}": r"!-#%-*,-/:;?@\[-\]_{}",
-    r"\uD800\uDC00-\uDBFF\uDFFF": r"\U00010000-\U0010ffff",
 }
 
 
@@ -153,35 +135,6 @@ class Problem:
 
     def __str__(self) -> str:
         return f"[{self.step}] {self.message}" if self.step else self.message
-
-
-class _Placeholder(str):
-    """Stands for a runtime value: its type is checked, its content is not."""
-
-
-class _IntPlaceholder(int):
-    pass
-
-
-class _FloatPlaceholder(float):
-    pass
-
-
-@cache
-def service_model() -> ServiceModel:
-    return botocore.session.get_session().get_service_model("sagemaker")
-
-
-@cache
-def _compiled(pattern: str) -> re.Pattern[str] | None:
-    translated = pattern
-    for java, python in _JAVA_CLASSES.items():
-        translated = translated.replace(java, python)
-    translated = re.sub(r"\$\{\d+,\d+\}", "$", translated)
-    try:
-        return re.compile(translated, flags=re.S)
-    except re.error:
-        return None  # a Java-only construct we do not translate: the pattern is not checked
 
 
 class DefinitionChecker:
@@ -444,12 +397,7 @@ class DefinitionChecker:
         shape = self.model.operation_model(operation).input_shape
         arguments = {**job_name, **copy.deepcopy(step.get("Arguments", {}))}
         resolved = self._resolve(name, arguments, shape, "")
-        report = ParamValidator().validate(resolved, shape)
-        if report.has_errors():
-            for line in report.generate_report().splitlines():
-                if line.strip() and not line.startswith("Parameter validation failed"):
-                    self.report(name, f"{operation}: {line.strip()}")
-        for line in _extra_checks(resolved, shape, ""):
+        for line in shape_problems(resolved, shape):
             self.report(name, f"{operation}: {line}")
 
     def _resolve(self, step: str, value: Any, shape: Shape, path: str) -> Any:
@@ -475,7 +423,7 @@ class DefinitionChecker:
     ) -> Any:
         value, kind = self.evaluate(step, expression)
         expected = shape.type_name
-        if kind is not None and expected in _COMPATIBLE and kind not in _COMPATIBLE[expected]:
+        if kind is not None and expected in COMPATIBLE and kind not in COMPATIBLE[expected]:
             self.report(
                 step,
                 f"{path}: {_describe(expression)} yields type {kind}, the API expects type {expected}",
@@ -487,7 +435,7 @@ class DefinitionChecker:
                     f"{path}: {_describe(expression)} yields {value!r}, the API expects type string",
                 )
             return value
-        return _placeholder(shape)
+        return placeholder(shape)
 
     def evaluate(self, step: str, expression: Any) -> tuple[Any, str | None]:
         """(value or None when only known at run time, type name or None when unknown)."""
@@ -517,54 +465,6 @@ def _text(value: Any) -> str:
 def _describe(expression: dict[str, Any]) -> str:
     ((key, body),) = expression.items()
     return f"Get {body}" if key == "Get" else key
-
-
-def _placeholder(shape: Shape) -> Any:
-    kind = shape.type_name
-    if kind in ("integer", "long"):
-        return _IntPlaceholder(max(1, int(shape.metadata.get("min", 1))))
-    if kind in ("float", "double"):
-        return _FloatPlaceholder(float(shape.metadata.get("min", 1.0)))
-    if kind == "boolean":
-        return True
-    return _Placeholder("pipeline-variable")
-
-
-def _extra_checks(value: Any, shape: Shape, path: str) -> Iterator[str]:
-    """What botocore's ParamValidator leaves out: enums, maximums and patterns."""
-    if shape.type_name == "structure" and isinstance(value, dict):
-        for key, item in value.items():
-            if key in shape.members:
-                yield from _extra_checks(item, shape.members[key], f"{path}.{key}".lstrip("."))
-    elif shape.type_name == "list" and isinstance(value, list):
-        maximum = shape.metadata.get("max")
-        if maximum is not None and len(value) > maximum:
-            yield f"{path}: {len(value)} entries, more than the maximum {maximum}"
-        for index, item in enumerate(value):
-            yield from _extra_checks(item, shape.member, f"{path}[{index}]")
-    elif shape.type_name == "map" and isinstance(value, dict):
-        for key, item in value.items():
-            yield from _extra_checks(key, shape.key, f"{path} key {key!r}")
-            yield from _extra_checks(item, shape.value, f"{path}.{key}")
-    elif isinstance(value, str) and not isinstance(value, _Placeholder):
-        enum = getattr(shape, "enum", None)
-        if enum and value not in enum:
-            close = [e for e in enum if e.split(".")[:2] == value.split(".")[:2]] or enum
-            yield f"{path}: {value!r} is not an allowed value (e.g. {close[:6]})"
-        maximum = shape.metadata.get("max")
-        if maximum is not None and len(value) > maximum:
-            yield f"{path}: {len(value)} characters, more than the maximum {maximum}"
-        pattern = shape.metadata.get("pattern")
-        compiled = _compiled(pattern) if pattern else None
-        if compiled is not None and not compiled.fullmatch(value):
-            yield f"{path}: {value[:80]!r} does not match the pattern {pattern[:80]}"
-    elif (
-        isinstance(value, (int, float))
-        and not isinstance(value, (bool, _IntPlaceholder, _FloatPlaceholder))
-        and shape.metadata.get("max") is not None
-        and value > shape.metadata["max"]
-    ):
-        yield f"{path}: {value} is more than the maximum {shape.metadata['max']}"
 
 
 def validate_definition(

@@ -1,7 +1,7 @@
 """Storage and registry on AWS: S3 and the SageMaker model registry through boto3.
 
-A failed call is classified once (`is_outage`): throttling, a 5xx answer, a dropped connection
-or a timeout is the service's trouble and may pass (`StorageUnavailable`, `RegistryUnavailable`:
+A failed call is classified once (`modelbuild.aws_calls.is_outage`, shared with modelbuild):
+throttling, a 5xx answer, a dropped connection or a timeout is the service's trouble and may pass (`StorageUnavailable`, `RegistryUnavailable`:
 ServiceErrors, a distinct exit code at the command line); access denied, a failed validation or
 a missing bucket or package is the same next time (`StorageRefused`, `RegistryRefused`: InputErrors).
 """
@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from container.checksum import sha256_stream
 from container.errors import ProjectError
+from modelbuild.aws_calls import NOT_FOUND_CODES, error_code, is_outage
 from modeldeploy.interfaces import (
     ModelPackageRef,
     NoSuchObject,
@@ -28,46 +28,9 @@ from modeldeploy.interfaces import (
 )
 from modeldeploy.naming import MODEL_SHA256_METADATA_KEY, split_s3_uri
 
-_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _CHUNK = 1 << 20
 # UpdateModelPackage's ApprovalDescription limit.
 _APPROVAL_DESCRIPTION_MAX = 1024
-
-
-# Error codes AWS services answer when they are busy or failing rather than refusing.
-_OUTAGE_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottled",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "SlowDown",
-        "ProvisionedThroughputExceededException",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "InternalError",
-        "InternalFailure",
-        "InternalServerError",
-    }
-)
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
-def is_outage(error: ClientError | BotoCoreError) -> bool:
-    """Whether a failed AWS call is the service's trouble (retrying may work), not the caller's."""
-    if isinstance(error, ClientError):
-        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        return _code(error) in _OUTAGE_CODES or status == 429 or status >= 500
-    # Endpoint unreachable, connect or read timeout, connection closed mid-answer.
-    return isinstance(error, (BotoConnectionError, HTTPClientError))
 
 
 def _storage_error(message: str, error: ClientError | BotoCoreError) -> ProjectError:
@@ -92,7 +55,7 @@ class S3Storage:
         try:
             return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
         except ClientError as error:
-            if _code(error) in _NOT_FOUND:
+            if error_code(error) in NOT_FOUND_CODES:
                 raise NoSuchObject(f"no such object: {uri}") from None
             raise self._fail("read", uri, error) from None
         except BotoCoreError as error:
@@ -113,7 +76,7 @@ class S3Storage:
                 for block in iter(lambda: body.read(_CHUNK), b""):
                     sink.write(block)
         except ClientError as error:
-            if _code(error) in _NOT_FOUND:
+            if error_code(error) in NOT_FOUND_CODES:
                 raise NoSuchObject(f"no such object: {uri}") from None
             raise self._fail("download", uri, error) from None
         except BotoCoreError as error:
@@ -134,7 +97,7 @@ class S3Storage:
         try:
             return sha256_stream(self.client.get_object(Bucket=bucket, Key=key)["Body"])
         except ClientError as error:
-            if _code(error) in _NOT_FOUND:
+            if error_code(error) in NOT_FOUND_CODES:
                 return None
             raise self._fail("read", uri, error) from None
         except BotoCoreError as error:
@@ -146,7 +109,7 @@ class S3Storage:
             self.client.head_object(Bucket=bucket, Key=key)
             return True
         except ClientError as error:
-            if _code(error) in _NOT_FOUND:
+            if error_code(error) in NOT_FOUND_CODES:
                 return False
             raise self._fail("look up", uri, error) from None
         except BotoCoreError as error:
@@ -216,7 +179,7 @@ class SageMakerRegistry:
             status = self.client.describe_model_package(ModelPackageName=arn)
         except ClientError as error:
             message = str(error.response.get("Error", {}).get("Message", ""))
-            if _code(error) == "ValidationException" and "not" in message.lower():
+            if error_code(error) == "ValidationException" and "not" in message.lower():
                 return False  # deleted or never existed
             raise _registry_error(f"cannot describe model package {arn}", error) from None
         except BotoCoreError as error:

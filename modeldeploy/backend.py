@@ -111,7 +111,7 @@ class AwsBackend:
         )
 
     def log_reader(self, stage: str, *, include_errors: bool = False) -> RecordReader:
-        from modeldeploy.inference_log import dynamodb_client, read_dynamodb
+        from modeldeploy.inference_log_dynamodb import dynamodb_client, read_dynamodb
 
         client, table = dynamodb_client(), naming.inference_log_table(self.project, stage)
 

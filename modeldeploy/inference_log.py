@@ -15,9 +15,9 @@ in-memory queue (`put_nowait`: it never waits) and a daemon thread writes batche
 A full queue, a failing sink or a record too large for the store drops the record and counts
 it (`stats()`); nothing is raised to the invoker.
 
-Sinks:
-- `SQLiteSink`, locally: `<home>/inference.sqlite`, an embedded database.
-- `DynamoDBSink`, on AWS: a DynamoDB table per stage with TTL, keyed dataset / time. Chosen over
+Sinks (each store with its reader in its own module; this one holds the record and the queue):
+- `SQLiteSink` (modeldeploy.inference_log_sqlite), locally: `<home>/inference.sqlite`, an embedded database.
+- `DynamoDBSink` (modeldeploy.inference_log_dynamodb), on AWS: a DynamoDB table per stage with TTL, keyed dataset / time. Chosen over
   Firehose -> S3 Parquet -> Athena because the drift job's only query is "this dataset's recent
   inputs", a single key-range Query; TTL bounds the table with no lifecycle job; the whole store
   is one CloudFormation resource with no Glue schema or Athena workgroup; and records are
@@ -26,21 +26,20 @@ Sinks:
   throughput per dataset, both fine for an MME's per-dataset traffic; at sustained thousands of
   requests a second per dataset Firehose to Parquet becomes the cheaper store.
 
-Standard library (and boto3 for DynamoDB, imported on use): the invoker Lambda ships this file.
+Standard library: the invoker Lambda ships this file (and the DynamoDB one, whose boto3 is
+imported on use).
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 log = logging.getLogger("modeldeploy.inference_log")
 
@@ -192,249 +191,10 @@ def fit_for_store(entry: InferenceRecord) -> InferenceRecord:
     return entry
 
 
-def _wanted(record: InferenceRecord, include_smoke: bool) -> bool:
+def wanted(record: InferenceRecord, include_smoke: bool) -> bool:
+    """Whether a reader returns this record: real traffic always, smoke tests when asked."""
     return include_smoke or record.purpose != PURPOSE_SMOKE
 
 
-# -- local: SQLite -----------------------------------------------------------------------------
-
-_COLUMNS = [f.name for f in fields(InferenceRecord)]
-# Columns added since the first release, which an older file lacks: the writer adds them.
-_ADDED_COLUMNS = {"purpose": f"purpose TEXT NOT NULL DEFAULT '{PURPOSE_TRAFFIC}'"}
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS inference_log (
-    request_id TEXT NOT NULL,
-    time REAL NOT NULL,
-    stage TEXT NOT NULL,
-    dataset TEXT NOT NULL,
-    status INTEGER NOT NULL,
-    latency_ms REAL NOT NULL,
-    content_type TEXT NOT NULL,
-    inputs TEXT,
-    outputs TEXT,
-    target_model TEXT NOT NULL,
-    model_package_version INTEGER,
-    model_version TEXT NOT NULL,
-    error TEXT NOT NULL,
-    {_ADDED_COLUMNS["purpose"]}
-);
-CREATE INDEX IF NOT EXISTS inference_log_by_dataset ON inference_log (stage, dataset, time);
--- Expiry deletes by time alone, after every batch: without this it would scan the table.
-CREATE INDEX IF NOT EXISTS inference_log_by_time ON inference_log (time);
-"""
-
-
-def local_log_path(home: Path) -> Path:
-    return home / "inference.sqlite"
-
-
-class SQLiteSink:
-    """The local store. Opened by the writer thread on first write (sqlite3 connections stay in
-    the thread that made them); rows older than `ttl_days` are removed as the table grows."""
-
-    def __init__(self, path: Path, ttl_days: float = DEFAULT_TTL_DAYS) -> None:
-        self.path = path
-        self.ttl_days = ttl_days
-        self._connection: sqlite3.Connection | None = None
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._connection is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.path, timeout=1.0)
-            connection.execute("PRAGMA journal_mode=WAL")  # readers (the drift job) never block
-            connection.executescript(_SCHEMA)
-            _add_missing_columns(connection)
-            self._connection = connection
-        return self._connection
-
-    def write(self, records: Sequence[InferenceRecord]) -> int:
-        connection = self._connect()
-        fitted = [fit_for_store(r) for r in records]
-        placeholders = ", ".join("?" for _ in _COLUMNS)
-        try:
-            with connection:
-                connection.executemany(
-                    f"INSERT INTO inference_log ({', '.join(_COLUMNS)}) VALUES ({placeholders})",
-                    [tuple(getattr(r, name) for name in _COLUMNS) for r in fitted],
-                )
-                connection.execute(
-                    "DELETE FROM inference_log WHERE time < ?",
-                    (time.time() - self.ttl_days * 86_400,),
-                )
-        except sqlite3.Error:
-            # A broken connection is not reused: the next batch reopens the file.
-            self._connection = None
-            connection.close()
-            raise
-        return 0
-
-
-def _table_columns(connection: sqlite3.Connection) -> set[str]:
-    return {row[1] for row in connection.execute("PRAGMA table_info(inference_log)")}
-
-
-def _add_missing_columns(connection: sqlite3.Connection) -> None:
-    """Bring a file written by an older version up to the current schema."""
-    # Immediate: two processes opening the same old file must not both add a column.
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        present = _table_columns(connection)
-        for name, definition in _ADDED_COLUMNS.items():
-            if name not in present:
-                connection.execute(f"ALTER TABLE inference_log ADD COLUMN {definition}")
-        connection.commit()
-    except BaseException:
-        connection.rollback()
-        raise
-
-
-def read_local(
-    path: Path,
-    stage: str,
-    dataset: str,
-    since: float,
-    until: float | None = None,
-    *,
-    include_errors: bool = False,
-    include_smoke: bool = False,
-) -> Iterator[InferenceRecord]:
-    """The successful real-traffic invocations of a dataset in a stage from `since` (epoch
-    seconds) on; with `include_errors` the refused and failed ones too, with `include_smoke` the
-    smoke tests' too."""
-    if not path.is_file():
-        return
-    status = "" if include_errors else "AND status = 200 "
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
-    try:
-        # Read-only, so an older file is read as it is: a column it lacks takes the default.
-        present = _table_columns(connection)
-        columns = [name for name in _COLUMNS if name in present]
-        rows = connection.execute(
-            f"SELECT {', '.join(columns)} FROM inference_log "
-            f"WHERE stage = ? AND dataset = ? {status}AND time >= ? AND time < ? "
-            "ORDER BY time",
-            (stage, dataset, since, until if until is not None else float("inf")),
-        )
-        for row in rows:
-            record = InferenceRecord(**dict(zip(columns, row, strict=True)))
-            if _wanted(record, include_smoke):
-                yield record
-    finally:
-        connection.close()
-
-
-# -- AWS: DynamoDB -----------------------------------------------------------------------------
-#
-# Item: pk = dataset ("-" when unreadable), sk = "<epoch ms, 13 digits>#<request id>" (time
-# order within a dataset), every record field as an attribute (an item written before a field
-# existed lacks it, and reads back with the field's default), and `expires_at` (epoch seconds)
-# for the table's TTL.
-
-
-def _attribute(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {"NULL": True}
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, int | float):
-        return {"N": repr(value) if isinstance(value, float) else str(value)}
-    return {"S": str(value)}
-
-
-def _value(attribute: dict[str, Any]) -> Any:
-    if "NULL" in attribute:
-        return None
-    if "N" in attribute:
-        text = attribute["N"]
-        return float(text) if any(c in text for c in ".eE") else int(text)
-    if "BOOL" in attribute:
-        return attribute["BOOL"]
-    return attribute["S"]
-
-
-def dynamodb_item(entry: InferenceRecord, ttl_days: float) -> dict[str, Any]:
-    item = {name: _attribute(getattr(entry, name)) for name in _COLUMNS}
-    item["pk"] = {"S": entry.dataset or "-"}
-    item["sk"] = {"S": f"{int(entry.time * 1000):013d}#{entry.request_id}"}
-    item["iso_time"] = {"S": entry.iso_time}
-    item["expires_at"] = {"N": str(int(entry.time + ttl_days * 86_400))}
-    return item
-
-
-class DynamoDBSink:
-    def __init__(self, table: str, client: Any, ttl_days: float = DEFAULT_TTL_DAYS) -> None:
-        self.table = table
-        self.client = client
-        self.ttl_days = ttl_days
-
-    def write(self, records: Sequence[InferenceRecord]) -> int:
-        requests = [
-            {"PutRequest": {"Item": dynamodb_item(fit_for_store(r), self.ttl_days)}}
-            for r in records
-        ]
-        unprocessed = self.client.batch_write_item(RequestItems={self.table: requests}).get(
-            "UnprocessedItems", {}
-        )
-        pending = unprocessed.get(self.table, [])
-        if pending:
-            # One retry for throttled items; the writer must keep up with the invoker.
-            retry = self.client.batch_write_item(RequestItems={self.table: pending})
-            pending = retry.get("UnprocessedItems", {}).get(self.table, [])
-        return len(pending)
-
-
-def dynamodb_client(timeout_seconds: float = 1.0) -> Any:
-    """A client that gives up fast: a slow store must not back the queue up for long."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "dynamodb",
-        config=Config(
-            connect_timeout=timeout_seconds,
-            read_timeout=timeout_seconds,
-            retries={"max_attempts": 2, "mode": "standard"},
-        ),
-    )
-
-
-def read_dynamodb(
-    client: Any,
-    table: str,
-    dataset: str,
-    since: float,
-    until: float | None = None,
-    *,
-    include_errors: bool = False,
-    include_smoke: bool = False,
-) -> Iterator[InferenceRecord]:
-    """The successful real-traffic invocations of a dataset from `since` on, in time order;
-    with `include_errors` the refused and failed ones too, with `include_smoke` the smoke tests'
-    too."""
-    upper = f"{int((until if until is not None else 9_999_999_999) * 1000):013d}#~"
-    arguments: dict[str, Any] = {
-        "TableName": table,
-        "KeyConditionExpression": "pk = :dataset AND sk BETWEEN :since AND :until",
-        "FilterExpression": "#status = :ok",
-        "ExpressionAttributeNames": {"#status": "status"},
-        "ExpressionAttributeValues": {
-            ":dataset": {"S": dataset},
-            ":since": {"S": f"{int(since * 1000):013d}#"},
-            ":until": {"S": upper},
-            ":ok": {"N": "200"},
-        },
-    }
-    if include_errors:
-        del arguments["FilterExpression"], arguments["ExpressionAttributeNames"]
-        del arguments["ExpressionAttributeValues"][":ok"]
-    while True:
-        page = client.query(**arguments)
-        for item in page.get("Items", []):
-            record = InferenceRecord(
-                **{name: _value(item[name]) for name in _COLUMNS if name in item}
-            )
-            if _wanted(record, include_smoke):
-                yield record
-        if "LastEvaluatedKey" not in page:
-            return
-        arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+# Every field, in the order both stores write them.
+RECORD_FIELDS = [f.name for f in fields(InferenceRecord)]

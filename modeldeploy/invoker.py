@@ -75,13 +75,8 @@ from modeldeploy.environment import (
     DEFAULT_TTL_SECONDS,
     InvokerSettings,
 )
-from modeldeploy.inference_log import (
-    PURPOSE_TRAFFIC,
-    BackgroundLog,
-    DynamoDBSink,
-    InferenceLog,
-    dynamodb_client,
-)
+from modeldeploy.inference_log import PURPOSE_TRAFFIC, BackgroundLog, InferenceLog
+from modeldeploy.inference_log_dynamodb import DynamoDBSink, dynamodb_client
 from modeldeploy.invoker_records import CANARY_REFUSED, Call, record_call
 from modeldeploy.invoker_replies import (
     REQUEST_ID_HEADER,

@@ -8,7 +8,7 @@ Each seed zip holds what its repository needs to run on its own, and nothing els
                  pyproject.toml, README.md, and the tests that need nothing outside those
     modeldeploy  modeldeploy/ (deploy logic, endpoint stack, invoker, stage configs),
                  buildspecs/modeldeploy.yml and operations.yml, the few build-side modules
-                 it imports (modelbuild/naming.py, cli_common.py, did_you_mean.py,
+                 it imports (modelbuild/naming.py, cli_common.py, did_you_mean.py, aws_calls.py,
                  container/archive.py, checksum.py, errors.py, layout.py, provenance.py),
                  pyproject.toml, README.md, and the tests that need nothing outside those
 
@@ -75,6 +75,7 @@ SEEDS = (
             "modelbuild/cli_common.py",
             "modelbuild/environment.py",
             "modelbuild/did_you_mean.py",
+            "modelbuild/aws_calls.py",
             "container/__init__.py",
             "container/archive.py",
             "container/checksum.py",

@@ -14,7 +14,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from sklearn.datasets import load_breast_cancer, load_iris
 from container.artifact import save_model
 from container.families import get_family
 from container.schema import Schema, encode_target, infer_schema, to_model_input
+from container.serving.config import serve_command
 from container.training import TrainingData, run_trial
 
 REPO = Path(__file__).resolve().parents[1]
@@ -232,17 +232,7 @@ def running_server(tmp: Path, *args: str, env: dict[str, str] | None = None) -> 
     environment.pop("SAGEMAKER_MULTI_MODEL", None)
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "container",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                *args,
-            ],
+            serve_command("127.0.0.1", port, *args),
             cwd=REPO,
             env=environment,
             stdout=sink,

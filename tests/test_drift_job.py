@@ -22,14 +22,8 @@ from moto import mock_aws
 
 from local.commands.endpoint import endpoint as endpoint_cli
 from modeldeploy import drift, drift_job
-from modeldeploy.inference_log import (
-    PURPOSE_SMOKE,
-    PURPOSE_TRAFFIC,
-    InferenceRecord,
-    SQLiteSink,
-    local_log_path,
-    read_local,
-)
+from modeldeploy.inference_log import PURPOSE_SMOKE, PURPOSE_TRAFFIC, InferenceRecord
+from modeldeploy.inference_log_sqlite import SQLiteSink, local_log_path, read_local
 from tests.deploy_support import PROJECT, artifacts, local_backend, offline_aws
 from tests.serving_support import breast_cancer_frame
 
@@ -223,7 +217,7 @@ def test_on_aws_the_cli_reads_dynamodb_and_publishes_metrics(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from modeldeploy import naming
-    from modeldeploy.inference_log import DynamoDBSink
+    from modeldeploy.inference_log_dynamodb import DynamoDBSink
     from tests.deploy_support import aws_backend
     from tests.test_inference_log import dynamodb_table
 

@@ -30,7 +30,7 @@ from local.registry import LocalModelRegistry
 from modeldeploy import canary, naming
 from modeldeploy.canary import Policy
 from modeldeploy.drift_job import live_signature
-from modeldeploy.inference_log import local_log_path, read_local
+from modeldeploy.inference_log_sqlite import local_log_path, read_local
 from modeldeploy.invoker import request_event
 from modeldeploy.smoke import example_record
 from tests.artifact_faults import not_a_model

@@ -27,13 +27,10 @@ from modeldeploy.inference_log import (
     PURPOSE_SMOKE,
     PURPOSE_TRAFFIC,
     BackgroundLog,
-    DynamoDBSink,
     InferenceRecord,
-    SQLiteSink,
-    dynamodb_item,
-    read_dynamodb,
-    read_local,
 )
+from modeldeploy.inference_log_dynamodb import DynamoDBSink, dynamodb_item, read_dynamodb
+from modeldeploy.inference_log_sqlite import SQLiteSink, read_local
 from modeldeploy.invoker import Invoker, request_event
 from tests.deploy_support import offline_aws
 from tests.test_invoker import MODEL_SHA, event, make_route, table_bytes
@@ -421,7 +418,7 @@ def test_the_local_invoker_records_into_the_homes_database(tmp_path: Path) -> No
 
     from local.deploy_store import local_inference_log
     from local.endpoint import local_invoker
-    from modeldeploy.inference_log import local_log_path
+    from modeldeploy.inference_log_sqlite import local_log_path
 
     home = tmp_path / "home"
     # No routing table yet: answered 404 without reaching the (absent) endpoint, and recorded.

@@ -13,7 +13,8 @@ import pytest
 from modeldeploy import drift_job, naming
 from modeldeploy import invoker as invoker_module
 from modeldeploy.build import load_template
-from modeldeploy.inference_log import InferenceRecord, dynamodb_item
+from modeldeploy.inference_log import InferenceRecord
+from modeldeploy.inference_log_dynamodb import dynamodb_item
 
 
 @pytest.fixture(scope="module")

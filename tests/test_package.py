@@ -93,6 +93,7 @@ def test_modeldeploy_zip_holds_only_what_modeldeploy_imports(built: packaging.Pa
         "modelbuild/cli_common.py",
         "modelbuild/environment.py",
         "modelbuild/did_you_mean.py",
+        "modelbuild/aws_calls.py",
         "container/__init__.py",
         "container/archive.py",
         "container/checksum.py",

@@ -419,7 +419,7 @@ def _inference_log(stage: str, records: list[Any]) -> None:
     """The stage's inference log table as the endpoint stack declares it, holding `records`."""
     from modeldeploy import naming
     from modeldeploy.build import load_template
-    from modeldeploy.inference_log import DynamoDBSink
+    from modeldeploy.inference_log_dynamodb import DynamoDBSink
 
     declared = load_template()["Resources"]["InferenceLog"]["Properties"]
     client = boto3.client("dynamodb", region_name=REGION)

@@ -16,14 +16,8 @@ from typing import Any
 import pytest
 
 from modeldeploy.drift_job import live_signature
-from modeldeploy.inference_log import (
-    PURPOSE_SMOKE,
-    PURPOSE_TRAFFIC,
-    BackgroundLog,
-    InferenceLog,
-    SQLiteSink,
-    read_local,
-)
+from modeldeploy.inference_log import PURPOSE_SMOKE, PURPOSE_TRAFFIC, BackgroundLog, InferenceLog
+from modeldeploy.inference_log_sqlite import SQLiteSink, read_local
 from modeldeploy.invoker import Invoker, request_event
 from modeldeploy.routing import RoutingTable
 from modeldeploy.smoke import example_record, smoke_test

@@ -12,6 +12,10 @@ Routes (SageMaker's bring-your-own multi-model contract, plus the single-model o
 Loads and unloads are forwarded to the supervisor, which applies them in every worker before
 answering; lists, descriptions and predictions are answered from this worker's own models.
 A framework would cost 15-40 % of throughput on cheap models (reference/serving.md, B.3).
+
+Why this file is long: `WorkerApp` is the worker's whole HTTP surface (the MME routes, their
+limits and replies) in one class by design, without a framework (see above); splitting the
+routes would spread one request's handling over modules.
 """
 
 from __future__ import annotations

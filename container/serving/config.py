@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,3 +184,19 @@ def config_from_json(text: str) -> ServerConfig:
     fields = orjson.loads(text)
     fields["model_dir"] = Path(fields["model_dir"]) if fields["model_dir"] else None
     return ServerConfig(**fields)
+
+
+def serve_command(host: str, port: int, *options: str) -> list[str]:
+    """The command line that starts this server on host:port (`python -m container serve`),
+    with further flags; the one spelling used by the local runtime, the tests and the benchmark."""
+    return [
+        sys.executable,
+        "-m",
+        "container",
+        "serve",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        *options,
+    ]

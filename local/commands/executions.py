@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 from rich.markup import escape
@@ -11,10 +11,11 @@ from rich.table import Table
 
 from local.commands.common import console, duration, json_option, print_json, settings_of, when
 from local.commands.datasets import dataset_of
+from local.execution_summary import execution_result, step_output, unchanged_reason
 from modelbuild import naming
 
 if TYPE_CHECKING:
-    from local.executions import ExecutionRecord
+    pass
 
 
 @click.command()
@@ -31,13 +32,15 @@ def executions(ctx: click.Context, dataset: str | None, limit: int, as_json: boo
     records = settings.home.executions.list(pipeline_name)[:limit]
     if as_json:
         fields = ("id", "pipeline", "status", "started", "ended", "seconds", "failure_reason")
-        print_json([{**{f: getattr(r, f) for f in fields}, "result": _result(r)} for r in records])
+        print_json(
+            [{**{f: getattr(r, f) for f in fields}, "result": execution_result(r)} for r in records]
+        )
         return
     table = Table(title=f"Pipeline executions in {settings.home.root}")
     for column in ("execution", "pipeline", "status", "started (UTC)", "duration", "result"):
         table.add_column(column, no_wrap=column != "result")
     for record in records:
-        result = _result(record)
+        result = execution_result(record)
         colour = {"Succeeded": "green", "Executing": "yellow"}.get(record.status, "red")
         table.add_row(
             record.id,
@@ -50,51 +53,6 @@ def executions(ctx: click.Context, dataset: str | None, limit: int, as_json: boo
     console.print(table)
     if not records:
         console.print("No executions yet: `mme run` or `mme demo` starts one.")
-
-
-def _result(record: ExecutionRecord) -> str:
-    """What an execution came to, in one line: the version it registered, or why not."""
-    register = record.step(naming.Steps.REGISTER)
-    if register is not None and register.status == "Succeeded":
-        return f"registered version {register.properties.get('ModelPackageVersion')}"
-    if record.failure_reason:
-        return record.failure_reason.splitlines()[0]
-    return unchanged_reason(record) or ""
-
-
-def unchanged_reason(record: ExecutionRecord) -> str | None:
-    """Why a succeeded execution registered nothing: CheckModelChanged found the same model."""
-    from modelbuild.versions import unchanged_message
-
-    check = record.step(naming.Steps.CHECK_CHANGED)
-    if check is None or check.status != "Succeeded" or check.properties.get("Outcome") is not False:
-        return None
-    return unchanged_message(
-        int(record.parameters.get(naming.Params.LATEST_MODEL_VERSION, 0)),
-        str(record.parameters.get(naming.Params.LATEST_MODEL_SHA256, "")),
-    )
-
-
-def _step_outputs(step: Any) -> str:
-    properties = step.properties
-    if step.type == "Processing":
-        return "\n".join(o["S3Output"]["S3Uri"] for o in properties.get("ProcessingOutputConfig", {}).get("Outputs", []))  # fmt: skip
-    if step.type == "Tuning":
-        best = properties.get("BestTrainingJob", {})
-        objective = best.get("FinalHyperParameterTuningJobObjectiveMetric", {})
-        counts = properties.get("TrainingJobStatusCounters", {})
-        return (
-            f"best {best.get('TrainingJobName')} ({best.get('TrainingJobDefinitionName')}, "
-            f"{objective.get('MetricName')} {objective.get('Value', float('nan')):.4f}); "
-            f"{counts.get('Completed', 0)} completed, {counts.get('NonRetryableError', 0)} failed"
-        )
-    if step.type == "Training":
-        return str(properties.get("ModelArtifacts", {}).get("S3ModelArtifacts", ""))
-    if step.type == "Condition":
-        return f"outcome {properties.get('Outcome')}"
-    if step.type == "RegisterModel":
-        return str(properties.get("ModelPackageArn", ""))
-    return ""
 
 
 @click.command()
@@ -113,7 +71,7 @@ def steps(ctx: click.Context, execution: str, logs: bool, as_json: bool) -> None
         document = asdict(record)
         for step, raw in zip(record.steps, document["steps"], strict=True):
             raw.update(seconds=step.seconds, logs=[str(directory / log) for log in step.logs])
-        print_json({**document, "seconds": record.seconds, "result": _result(record)})
+        print_json({**document, "seconds": record.seconds, "result": execution_result(record)})
         return
     console.print(
         f"execution [bold]{record.id}[/] of {record.pipeline}: {record.status}, "
@@ -133,7 +91,7 @@ def steps(ctx: click.Context, execution: str, logs: bool, as_json: bool) -> None
             f"[{colour}]{step.status}[/]",
             duration(step.seconds),
             cache,
-            escape(_step_outputs(step) if step.status == "Succeeded" else ""),
+            escape(step_output(step)),
         )
     console.print(table)
     if record.failure_reason:

@@ -15,8 +15,8 @@ from rich.table import Table
 
 from container.errors import InputError
 from local.commands.common import Settings, console, settings_of
-from local.commands.executions import unchanged_reason
 from local.commands.registry import models_table, say
+from local.execution_summary import unchanged_reason
 from modelbuild import environment, naming
 from modelbuild.cli_common import parameter_option
 

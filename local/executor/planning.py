@@ -15,7 +15,14 @@ from container.errors import InputError
 from local.executor.model import DefinitionError
 from local.executor.steps import HANDLERS, STEP_TYPES
 from local.expressions import ExpressionError, check_expression, expressions
-from modelbuild.definition import CycleError, StepNode, dependency_graph, nodes, topological_order
+from modelbuild.definition import (
+    CycleError,
+    StepNode,
+    dependency_graph,
+    nodes,
+    topological_order,
+    typed_parameter,
+)
 
 
 def resolve_parameters(
@@ -32,9 +39,11 @@ def resolve_parameters(
     values = {}
     for name, parameter in declared.items():
         if overrides and name in overrides:
-            value = _typed(name, parameter.get("Type", "String"), overrides[name])
+            value = typed_parameter(name, parameter.get("Type", "String"), overrides[name])
         elif "DefaultValue" in parameter:
-            value = _typed(name, parameter.get("Type", "String"), parameter["DefaultValue"])
+            value = typed_parameter(
+                name, parameter.get("Type", "String"), parameter["DefaultValue"]
+            )
         else:
             raise InputError(f"pipeline parameter {name} has no default and no value was given")
         allowed = parameter.get("EnumValues")
@@ -42,27 +51,6 @@ def resolve_parameters(
             raise InputError(f"pipeline parameter {name}={value!r} is not one of {allowed}")
         values[name] = value
     return values
-
-
-def _typed(name: str, kind: str, raw: Any) -> Any:
-    try:
-        if kind == "Integer":
-            if isinstance(raw, float) and not raw.is_integer():
-                raise ValueError
-            return int(raw)
-        if kind == "Float":
-            return float(raw)
-        if kind == "Boolean":
-            if isinstance(raw, bool):
-                return raw
-            if str(raw).lower() in ("true", "false"):
-                return str(raw).lower() == "true"
-            raise ValueError
-    except (TypeError, ValueError):
-        raise InputError(f"pipeline parameter {name} is {kind}, got {raw!r}") from None
-    if kind != "String":
-        raise InputError(f"pipeline parameter {name} has unknown type {kind!r}")
-    return str(raw)
 
 
 def plan(definition: Mapping[str, Any]) -> list[StepNode]:

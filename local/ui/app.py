@@ -26,6 +26,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from container.errors import InputError
+from local import execution_summary
 from local.home import LocalHome
 from local.ui import state
 from local.ui.security import (
@@ -109,7 +110,7 @@ class Ui:
 
     def executions(self, request: Request) -> Response:
         records = self.home.executions.list()[:EXECUTIONS_SHOWN]
-        rows = [(record, state.execution_result(record)) for record in records]
+        rows = [(record, execution_summary.execution_result(record)) for record in records]
         return self.render(request, "executions.html", rows=rows)
 
     def execution(self, request: Request) -> Response:
@@ -118,8 +119,8 @@ class Ui:
             request,
             "execution.html",
             record=record,
-            result=state.execution_result(record),
-            outputs={step.name: state.step_output(step) for step in record.steps},
+            result=execution_summary.execution_result(record),
+            outputs={step.name: execution_summary.step_output(step) for step in record.steps},
             has_trials=state.has_trials(record),
         )
 

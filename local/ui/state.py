@@ -20,7 +20,7 @@ from modeldeploy import naming
 from modeldeploy.routing import RoutingTable, RoutingTableError
 
 if TYPE_CHECKING:
-    from local.executions import ExecutionRecord, StepRecord
+    from local.executions import ExecutionRecord
     from local.home import LocalHome
     from local.registry import ModelPackage, StateChangeEvent
     from local.report_cli import ReportView
@@ -40,59 +40,11 @@ class NotFound(InputError):
 # ---------------------------------------------------------------------------- executions
 
 
-def execution_result(record: ExecutionRecord) -> str:
-    """What an execution came to, in one line: the version it registered, or why not
-    (the same reading as `mme executions`' result column)."""
-    from modelbuild.versions import unchanged_message
-
-    register = record.step(build_naming.Steps.REGISTER)
-    if register is not None and register.status == "Succeeded":
-        return f"registered version {register.properties.get('ModelPackageVersion')}"
-    if record.failure_reason:
-        return record.failure_reason.splitlines()[0]
-    check = record.step(build_naming.Steps.CHECK_CHANGED)
-    if (
-        check is not None
-        and check.status == "Succeeded"
-        and check.properties.get("Outcome") is False
-    ):
-        return unchanged_message(
-            int(record.parameters.get(build_naming.Params.LATEST_MODEL_VERSION, 0)),
-            str(record.parameters.get(build_naming.Params.LATEST_MODEL_SHA256, "")),
-        )
-    return ""
-
-
 def execution(home: LocalHome, execution_id: str) -> ExecutionRecord:
     try:
         return home.executions.load(execution_id)
     except InputError as error:
         raise NotFound(error.problem) from None
-
-
-def step_output(step: StepRecord) -> str:
-    """A succeeded step's main output, as `mme steps` shows it."""
-    properties = step.properties
-    if step.status != "Succeeded":
-        return ""
-    if step.type == "Processing":
-        outputs = properties.get("ProcessingOutputConfig", {}).get("Outputs", [])
-        return "\n".join(o["S3Output"]["S3Uri"] for o in outputs)
-    if step.type == "Tuning":
-        best = properties.get("BestTrainingJob", {})
-        objective = best.get("FinalHyperParameterTuningJobObjectiveMetric", {})
-        value = objective.get("Value")
-        score = f" {objective.get('MetricName')} {value:.4f}" if isinstance(value, float) else ""
-        return (
-            f"best {best.get('TrainingJobName')} ({best.get('TrainingJobDefinitionName')}{score})"
-        )
-    if step.type == "Training":
-        return str(properties.get("ModelArtifacts", {}).get("S3ModelArtifacts", ""))
-    if step.type == "Condition":
-        return f"outcome {properties.get('Outcome')}"
-    if step.type == "RegisterModel":
-        return str(properties.get("ModelPackageArn", ""))
-    return ""
 
 
 def log_file(home: LocalHome, record: ExecutionRecord, log: str) -> Path:

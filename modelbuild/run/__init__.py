@@ -17,17 +17,18 @@ SAGEMAKER_PROJECT_ID, SAGEMAKER_PIPELINE_ROLE_ARN, ARTIFACT_BUCKET, IMAGE_URI, A
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from container.checksum import sha256_file
 from container.errors import InputError
 from modelbuild import naming
+from modelbuild.aws_calls import NOT_FOUND_CODES, pages
 from modelbuild.data_check import check_dataset
 from modelbuild.datasets import CsvSource, Dataset, UrlSource, materialize
 from modelbuild.naming import Steps
@@ -100,7 +101,7 @@ def stage(s3: Any, dataset: Dataset, staged: StagedInput) -> bool:
         s3.head_object(Bucket=bucket, Key=key)
         return False
     except ClientError as error:
-        if error.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound"):
+        if error.response["Error"]["Code"] not in NOT_FOUND_CODES:
             raise
     # A URL source is only fetched now that it must be uploaded; materialize checks its sha256.
     local = staged.local if staged.local is not None else materialize(dataset)
@@ -118,24 +119,12 @@ def tags(project_name: str, project_id: str | None, dataset: str) -> list[dict[s
     return found
 
 
-def _pages(
-    call: Callable[..., dict[str, Any]], key: str, **kwargs: Any
-) -> Iterable[dict[str, Any]]:
-    token = None
-    while True:
-        page = call(**kwargs, **({"NextToken": token} if token else {}))
-        yield from page.get(key, [])
-        token = page.get("NextToken")
-        if not token:
-            return
-
-
 def ensure_model_package_group(
     sagemaker: Any, name: str, dataset: str, resource_tags: list[dict[str, str]]
 ) -> bool:
     """Create the dataset's group unless it exists (the project template creates the seeds'
     groups; a dataset added later gets its group here). True if created."""
-    groups = _pages(
+    groups = pages(
         sagemaker.list_model_package_groups, "ModelPackageGroupSummaryList", NameContains=name
     )
     if any(group["ModelPackageGroupName"] == name for group in groups):
@@ -159,7 +148,7 @@ def upsert_pipeline(
     """Create or update the pipeline; returns its ARN. Tags are re-applied on update."""
     existing = [
         p["PipelineArn"]
-        for p in _pages(sagemaker.list_pipelines, "PipelineSummaries", PipelineNamePrefix=name)
+        for p in pages(sagemaker.list_pipelines, "PipelineSummaries", PipelineNamePrefix=name)
         if p["PipelineName"] == name
     ]
     if not existing:
@@ -194,7 +183,7 @@ def display_name(dataset: str, source_version: str | None) -> str:
 def step_failures(sagemaker: Any, execution_arn: str) -> list[tuple[str, str]]:
     """(step name, reason) of each failed step; a Fail step's reason is its error message."""
     failures = []
-    for step in _pages(
+    for step in pages(
         sagemaker.list_pipeline_execution_steps,
         "PipelineExecutionSteps",
         PipelineExecutionArn=execution_arn,
@@ -210,7 +199,7 @@ def step_failures(sagemaker: Any, execution_arn: str) -> list[tuple[str, str]]:
 def registration(sagemaker: Any, execution_arn: str) -> tuple[str | None, bool]:
     """(the model package a succeeded execution registered, whether its model was unchanged)."""
     registered, unchanged = None, False
-    for step in _pages(
+    for step in pages(
         sagemaker.list_pipeline_execution_steps,
         "PipelineExecutionSteps",
         PipelineExecutionArn=execution_arn,
@@ -396,12 +385,3 @@ def start_all(
 def clients(region: str) -> tuple[Any, Any]:
     session = boto3.Session(region_name=region)
     return session.client("s3"), session.client("sagemaker")
-
-
-def aws_problem(error: ClientError | BotoCoreError) -> InputError:
-    """An AWS failure as one line: what was called, the error code and AWS's own message."""
-    if isinstance(error, ClientError):
-        detail = error.response.get("Error", {})
-        operation = getattr(error, "operation_name", "an AWS call")
-        return InputError(f"{operation} failed: {detail.get('Code')}: {detail.get('Message')}")
-    return InputError(f"AWS call failed: {error}")

@@ -3,10 +3,11 @@ names, and how a deploy report is printed."""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -27,19 +28,29 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def target_options(function: F) -> F:
-    """--home, --project-name, --aws, --bucket: where the command acts (`backend`)."""
-    function = click.option(
+    """--home, --project-name, --aws, --bucket: where the command acts. The command receives
+    them as one `target: DeployBackend` (`backend`), built before its body runs, so no command
+    repeats the four parameters or the call that turns them into a backend."""
+
+    @functools.wraps(function)
+    def with_target(
+        *args: Any, home: Path, project_name: str, aws: bool, bucket: str | None, **kwargs: Any
+    ) -> Any:
+        target = backend(click.get_current_context(), home, project_name, aws, bucket)
+        return function(*args, target=target, **kwargs)
+
+    command = click.option(
         "--bucket",
         envvar=BUCKET_ENV,
         help=f"project bucket with --aws [env {BUCKET_ENV}]; locally <project>-local-artifacts",
-    )(function)
-    function = click.option(
+    )(with_target)
+    command = click.option(
         "--aws",
         is_flag=True,
         envvar=AWS_ENV,
         help=f"act on AWS (S3 + SageMaker) instead of the local runtime [env {AWS_ENV}]",
-    )(function)
-    return home_option(project_option(function))
+    )(command)
+    return cast(F, home_option(project_option(command)))
 
 
 def backend(

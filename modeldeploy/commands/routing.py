@@ -3,14 +3,12 @@ and `ready` (whether the pipeline's deploy stages have anything to do)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from container.errors import InputError
 from modeldeploy import environment, naming
+from modeldeploy.backend import DeployBackend
 from modeldeploy.commands.common import (
-    backend,
     canary_option,
     canary_weight,
     dataset_names,
@@ -25,19 +23,13 @@ from modeldeploy.commands.common import (
 @click.option("-d", "--dataset", "datasets", multiple=True, help="deploy only these datasets")
 @canary_option
 @target_options
-@click.pass_context
 def deploy(
-    ctx: click.Context,
     stage: str,
     datasets: tuple[str, ...],
     canary: bool,
-    home: Path,
-    project_name: str,
-    aws: bool,
-    bucket: str | None,
+    target: DeployBackend,
 ) -> None:
     """Route each dataset of STAGE to the latest Approved version of its model package group."""
-    target = backend(ctx, home, project_name, aws, bucket)
     weight = canary_weight(canary, stage_name(stage))
     with target.locked():
         deployer = target.deployer()
@@ -52,23 +44,17 @@ def deploy(
 @click.option("--to", "destination", default=naming.STAGES[-1], show_default=True)
 @canary_option
 @target_options
-@click.pass_context
 def promote(
-    ctx: click.Context,
     source: str,
     destination: str,
     canary: bool,
-    home: Path,
-    project_name: str,
-    aws: bool,
-    bucket: str | None,
+    target: DeployBackend,
 ) -> None:
     """The manual gate: make the prod stage serve the versions live in dev (not dev's canaries).
 
     With --canary a version newer than prod's live one goes in as prod's canary beside it,
     with prod's Canary.Weight; a dataset with nothing live in prod goes live at once.
     """
-    target = backend(ctx, home, project_name, aws, bucket)
     stage_name(source)
     weight = canary_weight(canary, stage_name(destination))
     with target.locked():
@@ -81,20 +67,14 @@ def promote(
 @click.argument("stage")
 @click.option("-d", "--dataset", "datasets", multiple=True, help="only these datasets")
 @target_options
-@click.pass_context
 def canary_command(
-    ctx: click.Context,
     stage: str,
     datasets: tuple[str, ...],
-    home: Path,
-    project_name: str,
-    aws: bool,
-    bucket: str | None,
+    target: DeployBackend,
 ) -> None:
     """Judge each canary of STAGE from the inference log; promote, roll back or wait."""
     from modeldeploy import canary
 
-    target = backend(ctx, home, project_name, aws, bucket)
     policy = canary.load_policy(stage_name(stage))
     with target.locked():
         outcomes = canary.run(
@@ -116,18 +96,13 @@ def canary_command(
 @click.argument("stage")
 @click.option("--json", "as_json", is_flag=True, help="print the stored routing table document")
 @target_options
-@click.pass_context
 def table(
-    ctx: click.Context,
     stage: str,
     as_json: bool,
-    home: Path,
-    project_name: str,
-    aws: bool,
-    bucket: str | None,
+    target: DeployBackend,
 ) -> None:
     """Print STAGE's routing table: each dataset's live version, and its canary if any."""
-    routing = backend(ctx, home, project_name, aws, bucket).deployer().read_table(stage_name(stage))
+    routing = target.deployer().read_table(stage_name(stage))
     if as_json:
         click.echo(routing.to_json().decode())
         return
@@ -151,15 +126,10 @@ def table(
 @click.argument("stage")
 @click.option("-d", "--dataset", "datasets", multiple=True, help="test only these datasets")
 @target_options
-@click.pass_context
 def smoke(
-    ctx: click.Context,
     stage: str,
     datasets: tuple[str, ...],
-    home: Path,
-    project_name: str,
-    aws: bool,
-    bucket: str | None,
+    target: DeployBackend,
 ) -> None:
     """Send each routed dataset of STAGE one valid row; fail naming any dataset that misanswers.
 
@@ -167,7 +137,6 @@ def smoke(
     (or removed from routing if there was none) and rejected in the registry."""
     from modeldeploy.smoke import smoke_stage
 
-    target = backend(ctx, home, project_name, aws, bucket)
     deployer = target.deployer()
     routing = deployer.read_table(stage_name(stage))
     if not routing.routes and not datasets:
@@ -195,21 +164,15 @@ def smoke(
 )
 @click.option("-d", "--dataset", "datasets", multiple=True, help="only these datasets")
 @target_options
-@click.pass_context
 def ready(
-    ctx: click.Context,
     image_uri: str,
     datasets: tuple[str, ...],
-    home: Path,
-    project_name: str,
-    aws: bool,
-    bucket: str | None,
+    target: DeployBackend,
 ) -> None:
     """Print "true" when the deploy stages have something to deploy, else "false" (the reason
     goes to stderr); exit 1 when the registry or the bucket cannot tell."""
     from modeldeploy import readiness
 
-    target = backend(ctx, home, project_name, aws, bucket)
     # Routed datasets need no listing here: any route makes the stages run (readiness).
     answer = readiness.check(image_uri, target.deployer(), dataset_names(target, datasets, []))
     verdict = "deploying" if answer.ready else "nothing to deploy, the deploy stages are skipped"

@@ -11,7 +11,8 @@ import click
 
 from container.errors import InputError
 from modeldeploy import naming
-from modeldeploy.commands.common import backend, stage_name, target_options
+from modeldeploy.backend import DeployBackend
+from modeldeploy.commands.common import stage_name, target_options
 from modeldeploy.invoker import REQUEST_ID_HEADER, request_event
 
 
@@ -49,19 +50,13 @@ def _names_a_file(rows: str) -> bool:
 @click.argument("rows")
 @click.option("--stage", default=naming.STAGES[0], show_default=True)
 @target_options
-@click.pass_context
 def invoke(
-    ctx: click.Context,
     dataset: str,
     rows: str,
     stage: str,
-    home: Path,
-    project_name: str,
-    aws: bool,
-    bucket: str | None,
+    target: DeployBackend,
 ) -> None:
     """Predict ROWS (a .csv/.json file, '-' for stdin, or inline JSON/CSV) with DATASET's model."""
-    target = backend(ctx, home, project_name, aws, bucket)
     stage_name(stage)
     deployer = target.deployer()
     event = request_event(dataset, _read_rows(rows))
@@ -110,9 +105,7 @@ def invoke(
     help="also copy the reports to <bucket>/STAGE/drift/<UTC time>/DATASET/",
 )
 @target_options
-@click.pass_context
 def drift(
-    ctx: click.Context,
     stage: str,
     datasets: tuple[str, ...],
     hours: float,
@@ -121,10 +114,7 @@ def drift(
     fail_on_drift: bool,
     publish_metrics: bool,
     upload_reports: bool,
-    home: Path,
-    project_name: str,
-    aws: bool,
-    bucket: str | None,
+    target: DeployBackend,
 ) -> None:
     """Compare STAGE's logged inputs with each live model's training baseline (PSI, KS)."""
     import time
@@ -132,8 +122,8 @@ def drift(
     from modeldeploy import drift_job
     from modeldeploy.drift import Thresholds
 
-    target = backend(ctx, home, project_name, aws, bucket)
-    if publish_metrics and not aws:
+    # --aws itself went into `target` (target_options); the flag is read back for this check.
+    if publish_metrics and not click.get_current_context().params["aws"]:
         raise click.UsageError("--publish-metrics needs --aws")
     deployer = target.deployer()
     table = deployer.read_table(stage_name(stage))
