@@ -11,6 +11,9 @@ import pandas as pd
 import pytest
 from sklearn.datasets import make_classification
 
+# pytester runs the process guard's own test; the guard enforces the `integration` marker.
+pytest_plugins = ["pytester", "tests.process_guard"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> None:

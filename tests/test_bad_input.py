@@ -77,6 +77,7 @@ def test_unknown_positive_class_and_non_numeric_value(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.integration
 def test_entry_point_prints_one_line_not_a_traceback(tmp_path: Path) -> None:
     source = tmp_path / "data.csv"
     mixed_frame().to_csv(source, index=False)

@@ -191,6 +191,7 @@ def test_an_s3_source_is_left_to_the_pipeline(project: Path) -> None:
     assert check_dataset(dataset).notes == ("checked by the pipeline on AWS",)
 
 
+@pytest.mark.integration
 def test_the_check_loads_no_pipeline_sdk() -> None:
     """Within a second of the command: the check never waits for the SageMaker SDK to import."""
     probe = (

@@ -149,6 +149,7 @@ def _url_dataset(url: str, sha256: str) -> Dataset:
     )
 
 
+@pytest.mark.integration
 def test_url_source_is_downloaded_once_and_verified(
     file_server: tuple[str, Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -167,6 +168,7 @@ def test_url_source_is_downloaded_once_and_verified(
     assert len([p for p in served if "remote.txt" in p]) == 1
 
 
+@pytest.mark.integration
 def test_checksum_mismatch_is_refused_and_nothing_is_cached(
     file_server: tuple[str, Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -182,6 +184,7 @@ def test_checksum_mismatch_is_refused_and_nothing_is_cached(
     assert not list((tmp_path / "cache").rglob("*.csv"))
 
 
+@pytest.mark.integration
 def test_the_mirror_is_read_before_the_network(
     file_server: tuple[str, Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -172,6 +172,7 @@ def run_build_phase(tmp_path: Path, env: dict[str, str], ready: str = "false") -
     return result.returncode, logged + result.stdout + result.stderr
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("answer", [readiness.READY, readiness.NOT_READY])
 def test_the_build_action_exports_the_answer(tmp_path: Path, answer: str) -> None:
     spec = yaml.safe_load((REPO / "buildspecs" / "modeldeploy.yml").read_text())
@@ -184,11 +185,13 @@ def test_the_build_action_exports_the_answer(tmp_path: Path, answer: str) -> Non
     assert output.endswith(f"exported={answer}\n")
 
 
+@pytest.mark.integration
 def test_a_check_that_cannot_answer_fails_the_build(tmp_path: Path) -> None:
     code, output = run_build_phase(tmp_path, {}, ready="fail")
     assert code != 0 and "exported=" not in output
 
 
+@pytest.mark.integration
 def test_the_stage_actions_do_not_ask(tmp_path: Path) -> None:
     code, output = run_build_phase(tmp_path, {naming.DEPLOY_STAGE_ENV: "dev"})
     assert code == 0 and "ready" not in output and "deploy dev" in output

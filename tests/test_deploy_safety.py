@@ -360,6 +360,7 @@ def test_a_restored_version_that_never_passed_is_tested_at_once(backend) -> None
     assert restored.model_package_version == 1 and not restored.awaiting_smoke_test
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("stage", "first"), [("dev", "deploy dev"), ("prod", "promote")])
 def test_the_pipeline_smoke_tests_even_when_its_deploy_failed(
     tmp_path: Path, stage: str, first: str

@@ -181,6 +181,7 @@ def test_the_invoker_package_holds_only_the_handler_and_is_reproducible(tmp_path
         assert sorted(archive.namelist()) == sorted(f"modeldeploy/{m}" for m in INVOKER_MODULES)
 
 
+@pytest.mark.integration
 def test_the_invoker_package_runs_on_its_own(tmp_path: Path) -> None:
     """Unzipped alone, the handler imports with no pandas, numpy or scikit-learn loaded."""
     archive, _ = package_invoker(tmp_path)

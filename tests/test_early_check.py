@@ -67,6 +67,7 @@ def _probe(user: Path, module: str, command: str, *args: str) -> dict[str, objec
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+@pytest.mark.integration
 def test_mme_run_refuses_a_bad_csv_naming_the_file_before_the_sdk(user: Path) -> None:
     home = user / "home"
     found = _probe(user, "local.cli", "main", "--home", str(home), "run", "chile")
@@ -78,6 +79,7 @@ def test_mme_run_refuses_a_bad_csv_naming_the_file_before_the_sdk(user: Path) ->
     assert not (home / "executions").exists() or not any((home / "executions").iterdir())
 
 
+@pytest.mark.integration
 def test_the_aws_run_refuses_a_bad_csv_before_the_sdk(user: Path) -> None:
     found = _probe(
         user, "modelbuild.cli", "pipeline", "run", "chile", "--bucket", BUCKET,
@@ -88,6 +90,7 @@ def test_the_aws_run_refuses_a_bad_csv_before_the_sdk(user: Path) -> None:
     assert found["sdk"] is False
 
 
+@pytest.mark.integration
 def test_mme_run_over_every_dataset_skips_a_bad_one_with_its_message(user: Path) -> None:
     from click.testing import CliRunner
 

@@ -70,6 +70,7 @@ def target(home: Path, dataset: str, stage: str = "dev") -> str:
     return local_backend(home).deployer.read_table(stage).routes[dataset].target_model
 
 
+@pytest.mark.integration
 def test_an_unmodified_boto3_client_gets_predictions(client, home: Path) -> None:
     response = client.invoke_endpoint(
         EndpointName=f"{PROJECT}-dev",
@@ -87,6 +88,7 @@ def test_an_unmodified_boto3_client_gets_predictions(client, home: Path) -> None
     assert body["model_version"] == route.model_sha256
 
 
+@pytest.mark.integration
 def test_csv_in_and_out(client, home: Path) -> None:
     response = client.invoke_endpoint(
         EndpointName=f"{PROJECT}-prod",
@@ -106,6 +108,7 @@ def errors(call: Any) -> dict[str, Any]:
     return raised.value.response
 
 
+@pytest.mark.integration
 def test_errors_come_back_as_sagemaker_sends_them(client, home: Path) -> None:
     unknown = errors(
         lambda: client.invoke_endpoint(
@@ -142,6 +145,7 @@ def test_errors_come_back_as_sagemaker_sends_them(client, home: Path) -> None:
     assert "takes 4 features" in refused["OriginalMessage"]
 
 
+@pytest.mark.integration
 def test_concurrent_first_calls_load_the_model_once(client, home: Path, running) -> None:
     name = f"{PROJECT}-dev/{target(home, 'breast-cancer')}"
     running.cache.forget(name)
@@ -179,6 +183,7 @@ def post(url: str, path: str, body: Any, method: str = "POST") -> tuple[int, dic
     return response.status, data
 
 
+@pytest.mark.integration
 def test_the_invoker_behind_its_http_adapter(home: Path, running: LocalEndpoint) -> None:
     invokers = {stage: local_invoker(home, stage, running.url, PROJECT) for stage in naming.STAGES}
     server = InvokerHTTPServer(("127.0.0.1", 0), invokers).start()
@@ -198,6 +203,7 @@ def test_the_invoker_behind_its_http_adapter(home: Path, running: LocalEndpoint)
         server.stop()
 
 
+@pytest.mark.integration
 def test_approval_deploys_dev_and_smoke_tests_it(home: Path, running: LocalEndpoint) -> None:
     registry = LocalModelRegistry(home / "registry.sqlite")
     outcomes: list[Any] = []
@@ -232,6 +238,7 @@ def run_cli(home: Path, *args: str) -> Any:
     )
 
 
+@pytest.mark.integration
 def test_the_cli_deploys_promotes_invokes_and_smoke_tests(home: Path, running) -> None:
     deployed = run_cli(home, "deploy", "dev", "-d", "iris")
     assert deployed.exit_code == 0 and "iris" in deployed.output and "unchanged" in deployed.output
@@ -263,6 +270,7 @@ def test_the_cli_deploys_promotes_invokes_and_smoke_tests(home: Path, running) -
     assert set(table["datasets"]) == {"iris", "breast-cancer"}
 
 
+@pytest.mark.integration
 def test_a_failing_smoke_test_exits_non_zero_naming_the_dataset(home: Path, running) -> None:
     backend = local_backend(home)
     route = backend.deployer.read_table("dev").routes["iris"]
@@ -334,6 +342,7 @@ def test_a_model_too_big_for_an_empty_container_is_a_model_error(tmp_path: Path)
     assert raised.value.code == "ModelError" and raised.value.members["OriginalStatusCode"] == 507
 
 
+@pytest.mark.integration
 def test_a_version_that_cannot_serve_is_rolled_back_by_the_smoke_command(
     home: Path, running, tmp_path: Path
 ) -> None:
@@ -367,6 +376,7 @@ def test_a_version_that_cannot_serve_is_rolled_back_by_the_smoke_command(
     assert invoked.exit_code == 0, invoked.output
 
 
+@pytest.mark.integration
 def test_a_canary_whose_schema_differs_is_rolled_back_and_callers_never_see_it(
     home: Path, running, tmp_path: Path
 ) -> None:

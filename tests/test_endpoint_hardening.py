@@ -115,6 +115,7 @@ def test_the_target_name_limits_are_sagemakers() -> None:
     )
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "target",
     [
@@ -136,6 +137,7 @@ def test_target_names_sagemaker_refuses_get_its_validation_error(
     assert not any(path in body["message"] for path in server_paths(home))
 
 
+@pytest.mark.integration
 def test_a_valid_but_absent_long_target_is_a_missing_artifact(
     running: LocalEndpoint, home: Path
 ) -> None:
@@ -146,6 +148,7 @@ def test_a_valid_but_absent_long_target_is_a_missing_artifact(
     assert not any(path in body["message"] for path in server_paths(home))
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE", "OPTIONS", "BREW"])
 def test_other_methods_get_a_json_405(
     running: LocalEndpoint, invoker_url: str, method: str
@@ -157,6 +160,7 @@ def test_other_methods_get_a_json_405(
         assert json.loads(data)["message"]
 
 
+@pytest.mark.integration
 def test_head_gets_405_without_a_body(running: LocalEndpoint) -> None:
     connection = http.client.HTTPConnection(*running.url.removeprefix("http://").split(":"))
     connection.request("HEAD", f"/endpoints/{ENDPOINT}/invocations")
@@ -165,6 +169,7 @@ def test_head_gets_405_without_a_body(running: LocalEndpoint) -> None:
     connection.close()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("length", "status"), [("abc", 400), ("-5", 400), ("1e3", 400), ("99999999999", 413)]
 )
@@ -180,6 +185,7 @@ def test_a_malformed_content_length_is_answered_at_once(
         assert time.monotonic() - started < 5
 
 
+@pytest.mark.integration
 def test_a_client_that_stops_mid_body_is_dropped(
     running: LocalEndpoint, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -195,6 +201,7 @@ def test_a_client_that_stops_mid_body_is_dropped(
         assert time.monotonic() - started < 5
 
 
+@pytest.mark.integration
 def test_a_load_failure_names_the_model_not_the_cache(
     running: LocalEndpoint, home: Path, invoker_url: str, tmp_path: Path
 ) -> None:
@@ -215,6 +222,7 @@ def test_a_load_failure_names_the_model_not_the_cache(
     assert not any(path in json.dumps(body) for path in server_paths(home))
 
 
+@pytest.mark.integration
 def test_a_killed_container_is_restarted_and_ping_never_lies(
     running: LocalEndpoint, home: Path, caplog: pytest.LogCaptureFixture, monkeypatch
 ) -> None:

@@ -35,6 +35,7 @@ def _fitted_proba(family_name: str, overrides: dict[str, str], data: TrainingDat
     return pipeline.fit(data.x, data.y).predict_proba(data.x)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("family_name", "parameter"), CASES, ids=[f"{f}.{p}" for f, p in CASES])
 def test_every_hyperparameter_changes_the_fitted_model(
     family_name: str, parameter: str, data: TrainingData

@@ -23,6 +23,9 @@ from local.invoker_http import InvokerHTTPServer
 from tests.deploy_support import PROJECT, artifacts, local_backend
 from tests.serving_support import REPO
 
+# Every test here starts processes or servers (tests/process_guard.py).
+pytestmark = pytest.mark.integration
+
 ENDPOINT = f"{PROJECT}-dev"
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
 

@@ -180,6 +180,7 @@ def post(url: str, body: bytes) -> tuple[int, dict[str, Any]]:
     return response.status, data
 
 
+@pytest.mark.integration
 def test_the_limits_are_the_same_behind_the_local_http_adapter() -> None:
     handler = invoker(Endpoint(bulk=400), max_rows=5000)
     server = InvokerHTTPServer(("127.0.0.1", 0), {"dev": handler}).start()

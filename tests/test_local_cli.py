@@ -42,6 +42,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.integration
 def test_piped_output_shows_progress_lines(home: Path) -> None:
     """Not a terminal (CliRunner): a line per finished step and per tenth of the trials."""
     lines = [" ".join(line.split()) for line in (home / "run-output.txt").read_text().splitlines()]
@@ -50,6 +51,7 @@ def test_piped_output_shows_progress_lines(home: Path) -> None:
     assert trials == [f"wine Tune: {n}/8 trials finished" for n in range(1, 9)]
 
 
+@pytest.mark.integration
 def test_run_prints_the_summary_and_the_state_is_listed(home: Path) -> None:
     record = LocalHome(home).executions.list()[0]
     listing = mme(home, "executions")
@@ -67,6 +69,7 @@ def test_run_prints_the_summary_and_the_state_is_listed(home: Path) -> None:
     assert "f1_macro" in models.output
 
 
+@pytest.mark.integration
 def test_approve_and_reject_change_the_state_and_emit_events(home: Path) -> None:
     registry = LocalHome(home).registry
     approved = mme(home, "approve", "wine", "-m", "good enough")
@@ -90,6 +93,7 @@ def test_approve_and_reject_change_the_state_and_emit_events(home: Path) -> None
     assert missing.exit_code == 1 and "has no version 9" in missing.output
 
 
+@pytest.mark.integration
 def test_approve_with_canary_keeps_dev_live_and_adds_the_canary(tmp_path: Path) -> None:
     from modeldeploy.canary import load_policy
     from tests.deploy_support import artifacts, local_backend
@@ -113,6 +117,7 @@ def test_approve_with_canary_keeps_dev_live_and_adds_the_canary(tmp_path: Path) 
     assert refused.exit_code == 2 and "--no-deploy" in refused.output
 
 
+@pytest.mark.integration
 def test_two_approvals_racing_record_one_change(tmp_path: Path) -> None:
     home = LocalHome(tmp_path)
     home.registry.register(GROUP, "s3://b/model.tar.gz")
@@ -146,6 +151,7 @@ def test_a_corrupt_registry_is_a_clear_error(tmp_path: Path) -> None:
         assert "corrupt" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.integration
 def test_bad_input_gets_clear_errors(tmp_path: Path) -> None:
     unknown = mme(tmp_path, "run", "iris")
     assert unknown.exit_code == 2 and "unknown dataset 'iris'" in unknown.output
@@ -159,6 +165,7 @@ def test_bad_input_gets_clear_errors(tmp_path: Path) -> None:
     assert project.exit_code == 2 and "--project-name" in project.output
 
 
+@pytest.mark.integration
 def test_an_unreachable_url_dataset_is_skipped_only_when_not_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

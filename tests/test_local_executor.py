@@ -23,7 +23,10 @@ from modelbuild.naming import Params, Steps
 from tests.local_support import SMALL_BUDGET, runner
 
 __all__ = ["runner"]  # fixture used by name
-pytestmark = pytest.mark.filterwarnings("ignore:invalid escape sequence:DeprecationWarning")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore:invalid escape sequence:DeprecationWarning"),
+]
 PROJECT = "mme"
 
 

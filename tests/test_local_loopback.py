@@ -9,6 +9,9 @@ import pytest
 
 from local.loopback import LoopbackHTTPServer
 
+# Every test here starts processes or servers (tests/process_guard.py).
+pytestmark = pytest.mark.integration
+
 
 def test_a_client_hanging_up_is_logged_not_printed(
     capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture

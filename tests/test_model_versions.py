@@ -84,6 +84,7 @@ def _report(home: Path, execution_id: str) -> dict[str, Any]:
     return json.loads(LocalHome(home).s3.get_bytes(uri))  # type: ignore[no-any-return]
 
 
+@pytest.mark.integration
 def test_an_unchanged_model_is_not_registered_again_and_a_changed_one_is(
     tmp_path: Path, runner: JobRunner
 ) -> None:

@@ -485,6 +485,7 @@ def _run_build_phase(tmp_path: Path, env: dict[str, str], failing: str = "") -> 
     return result.returncode, (calls.read_text() if calls.exists() else "") + result.stderr
 
 
+@pytest.mark.integration
 def test_a_failing_stage_does_not_keep_the_other_from_its_drift_run(tmp_path: Path) -> None:
     code, output = _run_build_phase(tmp_path, {naming.OPERATION_ENV: "drift"}, failing="drift dev")
     assert code == 1
@@ -492,6 +493,7 @@ def test_a_failing_stage_does_not_keep_the_other_from_its_drift_run(tmp_path: Pa
     assert "drift failed for: dev" in output
 
 
+@pytest.mark.integration
 def test_the_build_phase_runs_the_operation_asked_for(tmp_path: Path) -> None:
     code, output = _run_build_phase(tmp_path, {naming.OPERATION_ENV: "canary"})
     assert code == 0, output

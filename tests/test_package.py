@@ -270,6 +270,7 @@ ISOLATED_IMPORT = textwrap.dedent(
 )
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("seed", packaging.SEEDS, ids=lambda s: s.name)
 def test_an_extracted_seed_imports_its_entry_points_alone(
     built: packaging.Package, seed: seeds.Seed, tmp_path: Path

@@ -564,6 +564,7 @@ def test_cli_writes_a_valid_definition_and_rejects_bad_input(tmp_path: Path) -> 
         )
 
 
+@pytest.mark.integration
 def test_cli_runs_standalone() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "modelbuild.cli", "--help"],

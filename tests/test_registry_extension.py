@@ -64,6 +64,7 @@ def test_an_added_dataset_is_registered_and_published(
     assert default == ",".join([*seed, ADDED])
 
 
+@pytest.mark.integration
 def test_the_template_and_pipeline_checks_pass_with_an_added_dataset(
     extended_registry: Path, tmp_path: Path
 ) -> None:

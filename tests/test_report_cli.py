@@ -44,6 +44,7 @@ def test_the_register_step_points_the_explainability_slot_at_the_importance() ->
     }
 
 
+@pytest.mark.integration
 def test_the_local_registry_keeps_both_reports(home: Path) -> None:
     state = LocalHome(home)
     package = state.registry.get(GROUP, 1)
@@ -59,6 +60,7 @@ def test_the_local_registry_keeps_both_reports(home: Path) -> None:
     }
 
 
+@pytest.mark.integration
 def test_report_prints_local_paths_metrics_and_importance(home: Path) -> None:
     result = mme(home, "report", "wine")
     assert result.exit_code == 0, result.output
@@ -86,6 +88,7 @@ def test_report_prints_local_paths_metrics_and_importance(home: Path) -> None:
     assert mme(home, "--project-name", "mme", "report", GROUP, "1").output == result.output
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -101,6 +104,7 @@ def test_report_names_what_is_wrong(home: Path, args: tuple[str, ...], message: 
     assert "Traceback" not in result.output
 
 
+@pytest.mark.integration
 def test_a_report_removed_from_local_s3_is_named(home: Path, tmp_path: Path) -> None:
     state = LocalHome(home)
     package = state.registry.get(GROUP, 1)

@@ -154,6 +154,7 @@ def test_a_route_whose_key_carries_no_checksum_is_placed_again(backend) -> None:
 # -- the serving side: the routed name, on the local endpoint (the same container as AWS) ------
 
 
+@pytest.mark.integration
 def test_the_endpoint_refuses_a_crafted_archive_on_the_stage_prefix(tmp_path: Path) -> None:
     marker = tmp_path / "unpickled"
     home = tmp_path / "home"
@@ -220,6 +221,7 @@ def invoke(server: Server, name: str, target: str | None) -> tuple[int, Any]:
     return server.json("POST", f"/models/{name}/invoke", CANCER_ROW, headers=headers)
 
 
+@pytest.mark.integration
 def test_the_container_loads_only_what_the_target_model_names(
     verifying: Server, tmp_path: Path
 ) -> None:

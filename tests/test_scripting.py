@@ -10,6 +10,7 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from local.cli import main
@@ -103,6 +104,7 @@ def _piped(home: Path, columns: str | None, *args: str) -> str:
     return done.stdout
 
 
+@pytest.mark.integration
 def test_tables_follow_columns_when_piped(tmp_path: Path) -> None:
     LocalHome(tmp_path).registry.register("mme-wine", "s3://bucket/" + "x" * 300 + "/model.tar.gz")
     widths = {
@@ -118,6 +120,7 @@ def test_version_is_the_installed_packages() -> None:
     assert result.output.strip() == f"mme, version {version('sagemaker-mme-mlops')}"
 
 
+@pytest.mark.integration
 def test_a_deploy_prints_each_change_once(tmp_path: Path) -> None:
     """Run as CodeBuild runs it (a fresh process, logging to stderr): the deploy logic's log
     lines and the printed report used to say every change twice."""

@@ -183,6 +183,7 @@ def test_a_malformed_fold_list_is_a_problem_not_a_crash(tmp_path: Path) -> None:
 # ------------------------------------------------------------- end to end, on the local runtime
 
 
+@pytest.mark.integration
 def test_a_local_run_records_the_choice_and_registers_the_chosen_model(tmp_path: Path) -> None:
     """The real wine definition on the local executor, twice without caching: each Evaluate sees
     exactly its own execution's trials, records the rule's choice in evaluation.json, and the

@@ -26,6 +26,7 @@ def hadolint() -> str:
     return found
 
 
+@pytest.mark.integration
 def test_dockerfile_passes_hadolint() -> None:
     result = subprocess.run(
         [hadolint(), "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60

@@ -37,6 +37,7 @@ def load(server: Server, name: str, url: Path) -> tuple[int, Any, float]:
     return status, body, time.monotonic() - started
 
 
+@pytest.mark.integration
 def test_a_gzip_stream_corrupt_mid_way_is_refused_at_once(server: Server, tmp_path: Path) -> None:
     packed = pack(shared_artifacts()["iris"], tmp_path / "good.tar.gz")
     corrupt = corrupt_mid_stream(packed, tmp_path / "model.tar.gz")
@@ -51,6 +52,7 @@ def test_a_gzip_stream_corrupt_mid_way_is_refused_at_once(server: Server, tmp_pa
     assert server.alive()
 
 
+@pytest.mark.integration
 def test_a_model_that_fails_to_load_is_named_without_server_paths(
     server: Server, tmp_path: Path
 ) -> None:
@@ -100,6 +102,7 @@ def test_a_handler_that_raises_still_answers_its_caller() -> None:
     assert elapsed < 5
 
 
+@pytest.mark.integration
 def test_serve_help_prints_every_setting() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "container", "serve", "--help"],
@@ -113,6 +116,7 @@ def test_serve_help_prints_every_setting() -> None:
     assert f"{DEFAULT_BUDGET_FRACTION:.0%} of the machine" in " ".join(result.stdout.split())
 
 
+@pytest.mark.integration
 def test_the_supervisor_unpacks_without_pandas(tmp_path: Path) -> None:
     """The supervisor unpacks a model.tar.gz (the local endpoint hands it one) with the standard
     library: importing pandas there costs ~67 MB, which a budget sized from idle would miss."""
@@ -141,6 +145,7 @@ def test_a_local_run_binds_loopback_and_the_image_every_interface() -> None:
     assert parse_config(["--host", "::1"], environment).host == "::1"
 
 
+@pytest.mark.integration
 def test_the_server_started_without_a_host_listens_on_loopback_only(tmp_path: Path) -> None:
     port = socket.socket()
     port.bind(("127.0.0.1", 0))
@@ -166,6 +171,7 @@ def test_the_server_started_without_a_host_listens_on_loopback_only(tmp_path: Pa
         process.wait(30)
 
 
+@pytest.mark.integration
 def test_no_answer_names_the_model_directory(server: Server, tmp_path: Path) -> None:
     damaged = tmp_path / "damaged"
     damaged.mkdir()

@@ -23,6 +23,9 @@ from hypothesis import strategies as st
 
 from tests.serving_support import Server, running_server, shared_artifacts
 
+# Every test here starts processes or servers (tests/process_guard.py).
+pytestmark = pytest.mark.integration
+
 ZERO_ROW = ", ".join(["0.0"] * 30)
 MIXED_RECORD = {"colour": "red", "size": 14.0, "code": "007", "weight": 0.5}
 

@@ -12,6 +12,9 @@ import pytest
 
 from tests.serving_support import Server, running_server, shared_artifacts
 
+# Every test here starts processes or servers (tests/process_guard.py).
+pytestmark = pytest.mark.integration
+
 ZERO_ROW = ",".join(["0.0"] * 30)
 
 

@@ -22,11 +22,13 @@ def template() -> dict[str, Any]:
     return load_template()
 
 
+@pytest.mark.integration
 def test_cfn_lint_is_clean() -> None:
     result = cfn_lint(TEMPLATE)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.integration
 def test_checkov_is_clean(tmp_path: Path) -> None:
     result = checkov(tmp_path, TEMPLATE)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -37,6 +39,7 @@ def test_checkov_is_clean(tmp_path: Path) -> None:
 SECRET_KEY_RUN = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])")
 
 
+@pytest.mark.integration
 def test_checkov_does_not_depend_on_where_the_repository_lives(tmp_path: Path) -> None:
     """Two clones, one at a path whose '/<30 letters>/endpoint' is such a run: both clean."""
     plain = tmp_path / "tmp-clone" / "modeldeploy" / "endpoint.yml"

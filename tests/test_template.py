@@ -61,11 +61,13 @@ def resource(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
     return template["Resources"][logical_id]["Properties"]
 
 
+@pytest.mark.integration
 def test_cfn_lint_is_clean_on_every_template() -> None:
     result = cfn_lint(PROJECT_TEMPLATE, PORTFOLIO_TEMPLATE)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.integration
 def test_checkov_is_clean_on_every_template(tmp_path: Path) -> None:
     result = checkov(tmp_path, PROJECT_TEMPLATE.parent)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -81,6 +81,7 @@ def _run_training_job(
     )
 
 
+@pytest.mark.integration
 def test_training_job_runs_as_sagemaker_starts_it(mixed_split: Path, tmp_path: Path) -> None:
     ml = tmp_path / "ml"
     hyperparameters = {
@@ -100,6 +101,7 @@ def test_training_job_runs_as_sagemaker_starts_it(mixed_split: Path, tmp_path: P
     assert signature["hyperparameters"]["n_estimators"] == "60"
 
 
+@pytest.mark.integration
 def test_bad_hyperparameter_fails_the_job_with_sagemakers_failure_reason(
     mixed_split: Path, tmp_path: Path
 ) -> None:

@@ -27,7 +27,10 @@ from tests.local_support import runner
 
 __all__ = ["runner"]  # a fixture used by name
 
-pytestmark = pytest.mark.filterwarnings("ignore:invalid escape sequence:DeprecationWarning")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore:invalid escape sequence:DeprecationWarning"),
+]
 TRIALS = 2
 FOLDS = 2
 

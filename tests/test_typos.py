@@ -92,6 +92,7 @@ def test_invoke_with_a_missing_file_says_so(
         assert f"file '{rows}': file not found" in result.output, result.output
 
 
+@pytest.mark.integration
 def test_a_second_serve_names_the_busy_port_and_its_holder(tmp_path: Path) -> None:
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))

@@ -34,6 +34,9 @@ from local.ui.app import create_app
 from local.ui.cli import MISSING_EXTRA, ui
 from local.ui.server import bind, serving
 
+# Every test here starts processes or servers (tests/process_guard.py).
+pytestmark = pytest.mark.integration
+
 PROJECT = naming.DEFAULT_PROJECT_NAME
 GROUP = naming.model_package_group_name(PROJECT, "wine")
 BASE = "http://127.0.0.1:8765"
