@@ -194,6 +194,12 @@ def summarize(home: LocalHome, dataset: str, record: ExecutionRecord) -> Summary
             holdout[metric] = float(report["register_metric"]["value"])
             if metric != "accuracy":
                 holdout["accuracy"] = float(report["metrics"]["accuracy"])
+            # Evaluate chose the model (one-standard-error rule), not necessarily the tuner's
+            # top trial: show the family and CV result of what is evaluated and registered.
+            family = report.get("algorithm", family)
+            chosen_cv = report.get("cv") or {}
+            if chosen_cv.get("mean") is not None:
+                cv, std = float(chosen_cv["mean"]), chosen_cv.get("std")
     register = record.step(Steps.REGISTER)
     version = (
         register.properties.get("ModelPackageVersion")

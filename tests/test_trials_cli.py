@@ -19,7 +19,7 @@ from local.executions import RECORD_FILE
 from local.executor import PipelineExecutor
 from local.home import LocalHome
 from local.jobs import JobRunner
-from local.runs import build, summarize
+from local.runs import build, read_json, summarize
 from modelbuild import naming
 from modelbuild.datasets import get_dataset
 from modelbuild.pipeline import Steps
@@ -242,7 +242,39 @@ def test_a_failed_trial_is_listed_with_its_status_and_reason(
 def test_the_run_summary_carries_the_chosen_trials_cv_spread(home: Path) -> None:
     (record,) = LocalHome(home).executions.list()
     summary = summarize(LocalHome(home), "wine", record)
-    best = leaderboard(home, "wine")["trials"][0]
-    assert summary.best_family == best["family"]
-    assert summary.cv_std == pytest.approx(best["cv_std"]) and summary.cv_std > 0
-    assert summary.cv_cell == f"{summary.cv_score:.4f} ± {best['cv_std']:.4f}"
+    # The trial Evaluate chose (and Register registered), which need not be the tuner's top one.
+    evaluate = record.step(Steps.EVALUATE)
+    assert evaluate is not None
+    report = read_json(LocalHome(home), evaluate.property_files[naming.EVALUATION_PROPERTY_FILE])
+    trials = leaderboard(home, "wine")["trials"]
+    chosen = next(t for t in trials if t["training_job"] == report["selection"]["chosen_trial"])
+    assert summary.best_family == chosen["family"] == report["algorithm"]
+    assert summary.cv_score == pytest.approx(chosen["cv_mean"])
+    assert summary.cv_std == pytest.approx(chosen["cv_std"]) and summary.cv_std > 0
+    assert summary.cv_cell == f"{summary.cv_score:.4f} ± {chosen['cv_std']:.4f}"
+
+
+def test_the_run_summary_shows_the_model_evaluate_chose_not_the_tuners_top(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the one-standard-error rule picks another trial than the tuner's top, the run table
+    names the family and CV result of the chosen (registered) model."""
+    from local import runs
+
+    trials = leaderboard(home, "wine")["trials"]
+    other = next(t for t in trials[1:] if t["family"] != trials[0]["family"] and t["cv_std"])
+    real = runs.read_json
+
+    def chosen_elsewhere(state: LocalHome, uri: str) -> Any:
+        report = real(state, uri)
+        if "selection" in report:
+            report["algorithm"] = other["family"]
+            report["cv"] = {**report["cv"], "mean": other["cv_mean"], "std": other["cv_std"]}
+        return report
+
+    monkeypatch.setattr(runs, "read_json", chosen_elsewhere)
+    (record,) = LocalHome(home).executions.list()
+    summary = summarize(LocalHome(home), "wine", record)
+    assert summary.best_family == other["family"] != trials[0]["family"]
+    assert summary.cv_score == pytest.approx(other["cv_mean"])
+    assert summary.cv_std == pytest.approx(other["cv_std"])
